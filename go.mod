@@ -1,0 +1,3 @@
+module github.com/hlbridge/hlbridge
+
+go 1.26.0
