@@ -1,0 +1,260 @@
+package wordpress
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+)
+
+// DefaultTimeout bounds one request to WordPress when Config.Timeout is zero.
+const DefaultTimeout = 20 * time.Second
+
+// Config says which site to talk to and as whom.
+type Config struct {
+	// URL is the site's address, e.g. https://example.com or
+	// https://example.com/blog. It must not carry credentials.
+	URL string
+	// Username is the login of the user the application password belongs to.
+	Username string
+	// AppPassword is an application password of that user (spaces allowed,
+	// as WordPress shows it). It is sent only in the Authorization header.
+	AppPassword string
+	// Timeout bounds each request; DefaultTimeout when zero.
+	Timeout time.Duration
+	// Logger receives one debug line per request (method, route, status,
+	// duration): never a body, a header or a credential. Nil discards.
+	Logger *slog.Logger
+	// Transport replaces the HTTP transport, for tests; nil uses the default.
+	Transport http.RoundTripper
+}
+
+// Client calls one WordPress site's REST API. It is safe for concurrent use.
+type Client struct {
+	rest   *resty.Client
+	base   string
+	user   string
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	routes routeStyle // how this site serves REST routes, found on first use
+}
+
+type routeStyle int
+
+const (
+	routesUnknown routeStyle = iota
+	routesPretty             // /wp-json/wp/v2/users
+	routesQuery              // /?rest_route=/wp/v2/users
+)
+
+// New validates cfg and returns a client. It does not touch the network;
+// call Verify to check the site and the credentials.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(strings.TrimSpace(cfg.URL))
+	switch {
+	case cfg.URL == "":
+		return nil, errors.New("wordpress: site URL is required")
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return nil, errors.New("wordpress: site URL must be an absolute http(s) URL")
+	case u.User != nil:
+		return nil, errors.New("wordpress: site URL must not contain credentials; give the username and application password separately")
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, errors.New("wordpress: site URL must not have a query or fragment")
+	case cfg.Username == "":
+		return nil, errors.New("wordpress: username is required")
+	case cfg.AppPassword == "":
+		return nil, errors.New("wordpress: application password is required")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	rest := resty.New().
+		SetTimeout(cfg.Timeout).
+		SetBasicAuth(cfg.Username, cfg.AppPassword).
+		SetHeader("Accept", "application/json").
+		SetHeader("User-Agent", "hlbridge").
+		SetDisableWarn(true).
+		// Never follow a redirect: it would drop the Authorization header or
+		// send it to another host. A redirecting URL is a configuration error.
+		SetRedirectPolicy(resty.RedirectPolicyFunc(func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}))
+	if cfg.Transport != nil {
+		rest.SetTransport(cfg.Transport)
+	}
+	return &Client{
+		rest:   rest,
+		base:   strings.TrimRight(u.String(), "/"),
+		user:   cfg.Username,
+		logger: logger,
+	}, nil
+}
+
+// call is one REST request: route is a REST route such as "/wp/v2/users/5".
+type call struct {
+	op     string
+	method string
+	route  string
+	query  url.Values
+	body   any
+	out    any
+}
+
+// do sends c, decodes a 2xx JSON answer into c.out and turns anything else
+// into an *Error. It returns the response headers for paging.
+func (c *Client) do(ctx context.Context, cl call) (http.Header, error) {
+	style, err := c.routeStyle(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.send(ctx, style, cl)
+}
+
+func (c *Client) send(ctx context.Context, style routeStyle, cl call) (http.Header, error) {
+	req := c.rest.R().SetContext(ctx)
+	query := url.Values{}
+	for k, v := range cl.query {
+		query[k] = v
+	}
+	target := c.base + "/wp-json" + cl.route
+	if style == routesQuery {
+		target = c.base + "/"
+		query.Set("rest_route", cl.route)
+	}
+	req.SetQueryParamsFromValues(query)
+	if cl.body != nil {
+		req.SetHeader("Content-Type", "application/json").SetBody(cl.body)
+	}
+	start := time.Now()
+	resp, err := req.Execute(cl.method, target)
+	if err != nil {
+		c.logger.DebugContext(ctx, "wordpress request failed", slog.String("method", cl.method),
+			slog.String("route", cl.route), slog.Duration("duration", time.Since(start)))
+		return nil, &Error{Op: cl.op, Err: transportError(err)}
+	}
+	c.logger.DebugContext(ctx, "wordpress request", slog.String("method", cl.method),
+		slog.String("route", cl.route), slog.Int("status", resp.StatusCode()),
+		slog.Duration("duration", time.Since(start)))
+	if resp.StatusCode() >= 300 {
+		return resp.Header(), responseError(cl.op, resp)
+	}
+	if !isJSON(resp.Header()) {
+		return resp.Header(), &Error{Op: cl.op, Status: resp.StatusCode(), Err: ErrNotWordPress}
+	}
+	if cl.out != nil {
+		if err := json.Unmarshal(resp.Body(), cl.out); err != nil {
+			return resp.Header(), &Error{Op: cl.op, Status: resp.StatusCode(), Err: fmt.Errorf("decode answer: %w", err)}
+		}
+	}
+	return resp.Header(), nil
+}
+
+// routeStyle finds out once whether the site serves /wp-json/ (pretty
+// permalinks) or only ?rest_route= (plain permalinks: /wp-json/ then answers
+// the HTML home page with a 200).
+func (c *Client) routeStyle(ctx context.Context) (routeStyle, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.routes != routesUnknown {
+		return c.routes, nil
+	}
+	var index struct {
+		Namespaces []string `json:"namespaces"`
+	}
+	probe := call{op: "discover REST API", method: http.MethodGet, route: "/", out: &index}
+	var firstErr error
+	for _, style := range []routeStyle{routesPretty, routesQuery} {
+		_, err := c.send(ctx, style, probe)
+		if err == nil && len(index.Namespaces) > 0 {
+			c.routes = style
+			return style, nil
+		}
+		if Retryable(err) {
+			return routesUnknown, err // the site is down: try again on the next call
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr == nil { // JSON, but not WordPress's REST index
+		firstErr = &Error{Op: "discover REST API", Status: http.StatusOK, Err: ErrNotWordPress}
+	}
+	return routesUnknown, firstErr
+}
+
+// wpError is WordPress's error body.
+type wpError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Data    struct {
+		Params map[string]any `json:"params"`
+	} `json:"data"`
+}
+
+var tags = regexp.MustCompile(`<[^>]*>`)
+
+func responseError(op string, resp *resty.Response) error {
+	e := &Error{Op: op, Status: resp.StatusCode()}
+	if s := resp.Header().Get("Retry-After"); s != "" {
+		if secs, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && secs >= 0 {
+			e.RetryAfter = time.Duration(secs) * time.Second
+		} else if t, err := http.ParseTime(s); err == nil {
+			e.RetryAfter = max(time.Until(t), 0)
+		}
+	}
+	var body wpError
+	if isJSON(resp.Header()) && json.Unmarshal(resp.Body(), &body) == nil && body.Code != "" {
+		e.Code = body.Code
+		e.Message = strings.TrimSpace(html.UnescapeString(tags.ReplaceAllString(body.Message, "")))
+		for p := range body.Data.Params {
+			e.Params = append(e.Params, p)
+		}
+		return e
+	}
+	e.Message = http.StatusText(resp.StatusCode())
+	if loc := resp.Header().Get("Location"); e.Status < 400 && loc != "" {
+		e.Message = fmt.Sprintf("the site redirects to %s; configure that address as the site URL", redactURL(loc))
+	}
+	return e
+}
+
+func isJSON(h http.Header) bool {
+	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// transportError strips the request URL from a transport error: the URL
+// holds no secret, but the error is clearer without resty's decoration.
+func transportError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %s: %w", strings.ToUpper(ue.Op), redactURL(ue.URL), ue.Err)
+	}
+	return err
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(url)"
+	}
+	u.User = nil
+	return u.Redacted()
+}

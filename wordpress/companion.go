@@ -1,0 +1,176 @@
+package wordpress
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// CompanionStatus is what the companion plugin reports about itself.
+type CompanionStatus struct {
+	Plugin     string `json:"plugin"`
+	Version    string `json:"version"`
+	WordPress  string `json:"wordpress"`
+	Multisite  bool   `json:"multisite"`
+	MetaPrefix string `json:"meta_prefix"`
+}
+
+// Companion returns the companion plugin's status, or ErrCompanionMissing
+// when the site does not have it.
+func (c *Client) Companion(ctx context.Context) (*CompanionStatus, error) {
+	var st CompanionStatus
+	if _, err := c.do(ctx, call{op: "read companion status", method: http.MethodGet,
+		route: "/hlbridge/v1/status", out: &st}); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// RequiredCapabilities are what the bridge's WordPress user must be able to
+// do: find users by email, create them, edit them and set their roles.
+var RequiredCapabilities = []string{"list_users", "create_users", "edit_users", "promote_users"}
+
+// Verify proves that the site answers, that it accepts the credentials,
+// that their user has RequiredCapabilities and that the companion plugin is
+// installed. It returns the companion's status.
+func (c *Client) Verify(ctx context.Context) (*CompanionStatus, error) {
+	me, err := c.Me(ctx)
+	if errors.Is(err, ErrUnauthorized) {
+		return nil, fmt.Errorf("wordpress: the site did not accept the application password for user %q (check the username, the password, and that the site allows application passwords over this scheme): %w", c.user, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, cp := range RequiredCapabilities {
+		if !me.Can(cp) {
+			missing = append(missing, cp)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("wordpress: user %q lacks the capabilities %s: use an administrator's application password: %w",
+			c.user, strings.Join(missing, ", "), ErrForbidden)
+	}
+	st, err := c.Companion(ctx)
+	if errors.Is(err, ErrCompanionMissing) {
+		return nil, fmt.Errorf("wordpress: install wordpress/companion/hlbridge-companion.php in wp-content/mu-plugins: %w", err)
+	}
+	return st, err
+}
+
+// MetaValue is one user meta value as the companion plugin reads and
+// writes it: nil (absent, or delete on write), a string, or a list of
+// strings (stored by WordPress as a PHP-serialized array, the shape WP
+// Fusion uses for its tags).
+type MetaValue = any
+
+type metaBody struct {
+	ID   int64                      `json:"id,omitempty"`
+	Meta map[string]json.RawMessage `json:"meta"`
+}
+
+// Meta reads the user meta keys of user id. A key the user does not have
+// maps to nil. Protected keys are refused with ErrProtectedMeta.
+func (c *Client) Meta(ctx context.Context, id int64, keys ...string) (map[string]MetaValue, error) {
+	if len(keys) == 0 {
+		return map[string]MetaValue{}, nil
+	}
+	var out metaBody
+	op := "read meta of user " + strconv.FormatInt(id, 10)
+	if _, err := c.do(ctx, call{op: op, method: http.MethodGet, route: metaRoute(id),
+		query: url.Values{"keys": {strings.Join(keys, ",")}}, out: &out}); err != nil {
+		return nil, err
+	}
+	return decodeMeta(op, out.Meta)
+}
+
+// SetMeta writes user meta of user id: each value a string, a []string, or
+// nil to delete the key. The companion checks every key before writing
+// any, so a refused key writes nothing. It returns the values as stored.
+func (c *Client) SetMeta(ctx context.Context, id int64, values map[string]MetaValue) (map[string]MetaValue, error) {
+	op := "write meta of user " + strconv.FormatInt(id, 10)
+	for k, v := range values {
+		switch v.(type) {
+		case nil, string, []string:
+		default:
+			return nil, &Error{Op: op, Err: fmt.Errorf("meta %q: value must be a string, a list of strings or nil, not %T", k, v)}
+		}
+	}
+	if len(values) == 0 {
+		return map[string]MetaValue{}, nil
+	}
+	var out metaBody
+	if _, err := c.do(ctx, call{op: op, method: http.MethodPost, route: metaRoute(id),
+		body: map[string]any{"meta": values}, out: &out}); err != nil {
+		return nil, err
+	}
+	return decodeMeta(op, out.Meta)
+}
+
+func decodeMeta(op string, raw map[string]json.RawMessage) (map[string]MetaValue, error) {
+	vals := make(map[string]MetaValue, len(raw))
+	for k, r := range raw {
+		var v any
+		if err := json.Unmarshal(r, &v); err != nil {
+			return nil, &Error{Op: op, Err: fmt.Errorf("meta %q: %w", k, err)}
+		}
+		switch t := v.(type) {
+		case nil, string:
+			vals[k] = t
+		case []any:
+			list := make([]string, 0, len(t))
+			for _, e := range t {
+				list = append(list, fmt.Sprint(e))
+			}
+			vals[k] = list
+		default:
+			vals[k] = fmt.Sprint(t)
+		}
+	}
+	return vals, nil
+}
+
+// UsersByMeta returns the ids, ascending, of the users whose meta key has
+// exactly value (e.g. the users linked to one HighLevel contact).
+func (c *Client) UsersByMeta(ctx context.Context, key, value string) ([]int64, error) {
+	var out struct {
+		Users []int64 `json:"users"`
+	}
+	if _, err := c.do(ctx, call{op: "find users by meta " + key, method: http.MethodGet,
+		route: "/hlbridge/v1/users", query: url.Values{"meta_key": {key}, "meta_value": {value}}, out: &out}); err != nil {
+		return nil, err
+	}
+	slices.Sort(out.Users)
+	return out.Users, nil
+}
+
+// Notify names who gets WordPress's new-user notification.
+type Notify string
+
+// Recipients of the new-user notification, as wp_new_user_notification takes them.
+const (
+	NotifyUser  Notify = "user"  // the user: "Login Details" with a link to set a password
+	NotifyAdmin Notify = "admin" // the site admin: "New User Registration"
+	NotifyBoth  Notify = "both"
+)
+
+// SendNewUserNotification asks WordPress to send its own new-user
+// notification for user id (wp_new_user_notification), so the site's email
+// customisations apply.
+func (c *Client) SendNewUserNotification(ctx context.Context, id int64, who Notify) error {
+	if who == "" {
+		who = NotifyUser
+	}
+	_, err := c.do(ctx, call{op: "send new-user notification to user " + strconv.FormatInt(id, 10),
+		method: http.MethodPost, route: fmt.Sprintf("/hlbridge/v1/users/%d/notify", id),
+		body: map[string]string{"notify": string(who)}})
+	return err
+}
+
+func metaRoute(id int64) string { return fmt.Sprintf("/hlbridge/v1/users/%d/meta", id) }
