@@ -1,0 +1,361 @@
+package wordpress_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hlbridge/hlbridge/wordpress"
+	"github.com/hlbridge/hlbridge/wordpress/wordpresstest"
+)
+
+// site is the real WordPress these tests run against (see TestMain).
+var site *wordpresstest.Site
+
+func TestMain(m *testing.M) { wordpresstest.Main(m, &site) }
+
+// newClient returns a client of the test site as its administrator, and
+// the buffer its debug log goes to.
+func newClient(t *testing.T) (*wordpress.Client, *bytes.Buffer) {
+	t.Helper()
+	var logs bytes.Buffer
+	c, err := wordpress.New(wordpress.Config{URL: site.URL, Username: site.Username, AppPassword: site.AppPassword,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if strings.Contains(logs.String(), site.AppPassword) {
+			t.Errorf("the application password reached the client's log")
+		}
+	})
+	return c, &logs
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// newUser creates a subscriber with a unique email and returns it.
+func newUser(t *testing.T, c *wordpress.Client) *wordpress.User {
+	t.Helper()
+	email := wordpresstest.UniqueEmail(t)
+	u, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: email, Email: email, Password: "pw-" + email, Roles: []string{"subscriber"}})
+	if err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	return u
+}
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	st, err := c.Verify(ctx(t))
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if st.Plugin != "hlbridge-companion" || st.Version == "" || st.WordPress == "" {
+		t.Errorf("companion status = %+v", st)
+	}
+	me, err := c.Me(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me.Username != site.Username || !me.Can("create_users") || !me.HasRole("administrator") {
+		t.Errorf("Me = %+v", me)
+	}
+}
+
+func TestVerifyWrongPassword(t *testing.T) {
+	t.Parallel()
+	const wrong = "abcd EFGH ijkl MNOP qrst UVWX"
+	c, err := wordpress.New(wordpress.Config{URL: site.URL, Username: site.Username, AppPassword: wrong})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Verify(ctx(t))
+	if !errors.Is(err, wordpress.ErrUnauthorized) {
+		t.Fatalf("Verify with a wrong password: err = %v, want ErrUnauthorized", err)
+	}
+	if wordpress.Retryable(err) {
+		t.Errorf("a refused password must not be retryable")
+	}
+	if strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), site.AppPassword) {
+		t.Errorf("error carries a password: %v", err)
+	}
+}
+
+func TestVerifyWithoutCapabilities(t *testing.T) {
+	t.Parallel()
+	login := strings.Split(wordpresstest.UniqueEmail(t), "@")[0]
+	_, pass := site.CreateUserWithAppPassword(t, login, "subscriber")
+	c, err := wordpress.New(wordpress.Config{URL: site.URL, Username: login, AppPassword: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Verify(ctx(t))
+	if !errors.Is(err, wordpress.ErrForbidden) || !strings.Contains(err.Error(), "create_users") {
+		t.Fatalf("Verify as a subscriber: err = %v, want ErrForbidden naming create_users", err)
+	}
+	// A subscriber may not create users either: 403, final.
+	email := wordpresstest.UniqueEmail(t)
+	_, err = c.CreateUser(ctx(t), wordpress.NewUser{Username: email, Email: email, Password: "x-123456"})
+	if !errors.Is(err, wordpress.ErrForbidden) || wordpress.Retryable(err) {
+		t.Fatalf("create as subscriber: err = %v, want final ErrForbidden", err)
+	}
+}
+
+func TestCreateAndFindUser(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	email := wordpresstest.UniqueEmail(t)
+	login := "login-" + strings.Split(email, "@")[0]
+	u, err := c.CreateUser(ctx(t), wordpress.NewUser{
+		Username: login, Email: email, Password: "s3cret-Pass!", Roles: []string{"customer"},
+		FirstName: "Ada", LastName: "Lovelace", Nickname: "ada", Name: "Ada L.",
+		Description: "Analyst", URL: "https://ada.example.test",
+	})
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if u.ID == 0 || u.Username != login || u.Email != email || u.FirstName != "Ada" || u.LastName != "Lovelace" ||
+		u.Nickname != "ada" || u.Name != "Ada L." || u.Description != "Analyst" || u.URL != "https://ada.example.test" ||
+		len(u.Roles) != 1 || u.Roles[0] != "customer" {
+		t.Fatalf("created user = %+v", u)
+	}
+
+	byID, err := c.UserByID(ctx(t), u.ID)
+	if err != nil || byID.Email != email {
+		t.Fatalf("UserByID = %+v, %v", byID, err)
+	}
+	byEmail, err := c.UserByEmail(ctx(t), strings.ToUpper(email))
+	if err != nil || byEmail.ID != u.ID {
+		t.Fatalf("UserByEmail (upper case) = %+v, %v", byEmail, err)
+	}
+	byLogin, err := c.UserByLogin(ctx(t), login)
+	if err != nil || byLogin.ID != u.ID {
+		t.Fatalf("UserByLogin = %+v, %v", byLogin, err)
+	}
+}
+
+// WordPress's search is a substring match: the finders must not return a
+// user whose email merely contains the one asked for.
+func TestFindByEmailIsExact(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	email := wordpresstest.UniqueEmail(t)
+	longer := "x" + email
+	if _, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: longer, Email: longer, Password: "pw-123456"}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := c.UserByEmail(ctx(t), email); !errors.Is(err, wordpress.ErrNotFound) {
+		t.Fatalf("UserByEmail(%s) = %+v, %v; want ErrNotFound (only %s exists)", email, u, err, longer)
+	}
+	if u, err := c.UserByLogin(ctx(t), email); !errors.Is(err, wordpress.ErrNotFound) {
+		t.Fatalf("UserByLogin(%s) = %+v, %v; want ErrNotFound", email, u, err)
+	}
+	if _, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: email, Email: email, Password: "pw-123456"}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.UserByEmail(ctx(t), email)
+	if err != nil || u.Email != email {
+		t.Fatalf("UserByEmail(%s) = %+v, %v", email, u, err)
+	}
+}
+
+func TestUpdateUser(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	u := newUser(t, c)
+	newEmail := wordpresstest.UniqueEmail(t)
+	up, err := c.UpdateUser(ctx(t), u.ID, wordpress.UserUpdate{
+		Email: &newEmail, FirstName: new("Grace"), LastName: new("Hopper"), Roles: []string{"customer"},
+	})
+	if err != nil {
+		t.Fatalf("UpdateUser: %v", err)
+	}
+	if up.Email != newEmail || up.FirstName != "Grace" || up.LastName != "Hopper" {
+		t.Errorf("updated user = %+v", up)
+	}
+	if len(up.Roles) != 1 || up.Roles[0] != "customer" {
+		t.Errorf("roles = %v, want exactly [customer] (roles are replaced as a set)", up.Roles)
+	}
+	// Fields left nil stay as they are.
+	up, err = c.UpdateUser(ctx(t), u.ID, wordpress.UserUpdate{Nickname: new("gh")})
+	if err != nil || up.FirstName != "Grace" || up.Email != newEmail || up.Nickname != "gh" {
+		t.Fatalf("partial update = %+v, %v", up, err)
+	}
+	if _, err := c.UpdateUser(ctx(t), u.ID, wordpress.UserUpdate{Roles: []string{}}); err == nil {
+		t.Error("an empty role set must be refused before it reaches WordPress")
+	}
+}
+
+func TestTypedErrors(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	taken := newUser(t, c)
+	fresh := wordpresstest.UniqueEmail(t)
+	cases := []struct {
+		name      string
+		call      func() error
+		want      error
+		retryable bool
+	}{
+		{"duplicate email on create (a 500)", func() error {
+			_, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: "other-" + fresh, Email: taken.Email, Password: "pw-123456"})
+			return err
+		}, wordpress.ErrDuplicateEmail, false},
+		{"duplicate login", func() error {
+			_, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: taken.Username, Email: fresh, Password: "pw-123456"})
+			return err
+		}, wordpress.ErrDuplicateLogin, false},
+		{"unknown role", func() error {
+			_, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: "role-" + fresh, Email: "role-" + fresh, Password: "pw-123456", Roles: []string{"no_such_role"}})
+			return err
+		}, wordpress.ErrInvalidRole, false},
+		{"email of another user on update", func() error {
+			other := newUser(t, c)
+			_, err := c.UpdateUser(ctx(t), other.ID, wordpress.UserUpdate{Email: &taken.Email})
+			return err
+		}, wordpress.ErrInvalidEmail, false},
+		{"unknown user", func() error {
+			_, err := c.UserByID(ctx(t), 987654321)
+			return err
+		}, wordpress.ErrNotFound, false},
+		{"unknown email", func() error {
+			_, err := c.UserByEmail(ctx(t), "nobody-"+fresh)
+			return err
+		}, wordpress.ErrNotFound, false},
+		{"update of unknown user", func() error {
+			_, err := c.UpdateUser(ctx(t), 987654321, wordpress.UserUpdate{FirstName: new("x")})
+			return err
+		}, wordpress.ErrNotFound, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if got := wordpress.Retryable(err); got != tc.retryable {
+				t.Errorf("Retryable(%v) = %v, want %v", err, got, tc.retryable)
+			}
+		})
+	}
+}
+
+func TestMetaRoundTrip(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	u := newUser(t, c)
+	contactID := "ct" + strings.ReplaceAll(strings.Split(u.Email, "@")[0], ".", "")
+	written, err := c.SetMeta(ctx(t), u.ID, map[string]wordpress.MetaValue{
+		"hlbridge_test_unregistered": "plain value",
+		"highlevel_tags":             []string{"vip", "course two"},
+		"highlevel_contact_id":       contactID,
+	})
+	if err != nil {
+		t.Fatalf("SetMeta: %v", err)
+	}
+	if written["hlbridge_test_unregistered"] != "plain value" {
+		t.Errorf("SetMeta answered %v", written)
+	}
+	got, err := c.Meta(ctx(t), u.ID, "hlbridge_test_unregistered", "highlevel_tags", "never_set")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["hlbridge_test_unregistered"] != "plain value" {
+		t.Errorf("unregistered key = %#v", got["hlbridge_test_unregistered"])
+	}
+	if tags, ok := got["highlevel_tags"].([]string); !ok || len(tags) != 2 || tags[0] != "vip" || tags[1] != "course two" {
+		t.Errorf("tags = %#v", got["highlevel_tags"])
+	}
+	if got["never_set"] != nil {
+		t.Errorf("missing key = %#v, want nil", got["never_set"])
+	}
+	// Stored as WP Fusion stores it: a PHP-serialized array.
+	if raw := site.UserMetaRaw(t, u.ID, "highlevel_tags"); raw != `a:2:{i:0;s:3:"vip";i:1;s:10:"course two";}` {
+		t.Errorf("raw tags meta = %q", raw)
+	}
+	ids, err := c.UsersByMeta(ctx(t), "highlevel_contact_id", contactID)
+	if err != nil || len(ids) != 1 || ids[0] != u.ID {
+		t.Fatalf("UsersByMeta = %v, %v; want [%d]", ids, err, u.ID)
+	}
+	// nil deletes.
+	if _, err := c.SetMeta(ctx(t), u.ID, map[string]wordpress.MetaValue{"hlbridge_test_unregistered": nil}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = c.Meta(ctx(t), u.ID, "hlbridge_test_unregistered")
+	if err != nil || got["hlbridge_test_unregistered"] != nil {
+		t.Fatalf("after delete: %v, %v", got, err)
+	}
+	if _, err := c.SetMeta(ctx(t), u.ID, map[string]wordpress.MetaValue{"bad": 42}); err == nil {
+		t.Error("a value that is neither string, list nor nil must be refused")
+	}
+}
+
+func TestProtectedMetaRefused(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	u := newUser(t, c)
+	for _, key := range []string{"wp_capabilities", "wp_user_level", "_secret", "session_tokens"} {
+		t.Run(key, func(t *testing.T) {
+			_, err := c.SetMeta(ctx(t), u.ID, map[string]wordpress.MetaValue{key: "administrator", "hlbridge_ok_" + key: "x"})
+			if !errors.Is(err, wordpress.ErrProtectedMeta) || wordpress.Retryable(err) {
+				t.Fatalf("SetMeta(%s): err = %v, want final ErrProtectedMeta", key, err)
+			}
+			got, err := c.Meta(ctx(t), u.ID, "hlbridge_ok_"+key)
+			if err != nil || got["hlbridge_ok_"+key] != nil {
+				t.Errorf("a refused call wrote the other key: %v, %v", got, err)
+			}
+			if _, err := c.UsersByMeta(ctx(t), key, "x"); !errors.Is(err, wordpress.ErrProtectedMeta) {
+				t.Errorf("UsersByMeta(%s): err = %v, want ErrProtectedMeta", key, err)
+			}
+		})
+	}
+	after, err := c.UserByID(ctx(t), u.ID)
+	if err != nil || len(after.Roles) != 1 || after.Roles[0] != "subscriber" {
+		t.Fatalf("user after refused writes = %+v, %v", after, err)
+	}
+}
+
+func TestNewUserNotification(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	u := newUser(t, c)
+	if err := c.SendNewUserNotification(ctx(t), u.ID, wordpress.NotifyUser); err != nil {
+		t.Fatalf("SendNewUserNotification: %v", err)
+	}
+	m := site.WaitMail(t, u.Email, 10*time.Second)
+	if !strings.Contains(m.Subject, "Login Details") {
+		t.Errorf("mail subject = %q, want WordPress's Login Details", m.Subject)
+	}
+	if !strings.Contains(m.Message, u.Username) {
+		t.Errorf("mail does not name the login %q:\n%s", u.Username, m.Message)
+	}
+	if err := c.SendNewUserNotification(ctx(t), 987654321, wordpress.NotifyUser); !errors.Is(err, wordpress.ErrNotFound) {
+		t.Errorf("notify unknown user: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestDeleteUser(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	u := newUser(t, c)
+	me, err := c.Me(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteUser(ctx(t), u.ID, me.ID); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	if _, err := c.UserByID(ctx(t), u.ID); !errors.Is(err, wordpress.ErrNotFound) {
+		t.Fatalf("deleted user still found: %v", err)
+	}
+}
