@@ -1,0 +1,138 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/wordpress"
+)
+
+// Users is what the bridge needs of WordPress; *wordpress.Client has it.
+type Users interface {
+	UserByID(ctx context.Context, id int64) (*wordpress.User, error)
+	UserByEmail(ctx context.Context, email string) (*wordpress.User, error)
+	UsersByMeta(ctx context.Context, key, value string) ([]int64, error)
+	CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error)
+	UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error)
+	Meta(ctx context.Context, id int64, keys ...string) (map[string]wordpress.MetaValue, error)
+	SetMeta(ctx context.Context, id int64, values map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error)
+	SendNewUserNotification(ctx context.Context, id int64, who wordpress.Notify) error
+}
+
+// Contacts is what the bridge needs of HighLevel; *highlevel.Client has it.
+type Contacts interface {
+	Contact(ctx context.Context, id string) (*highlevel.Contact, error)
+	CustomFieldID(ctx context.Context, idOrKey string) (string, error)
+	UpdateCustomFields(ctx context.Context, contactID string, fields []highlevel.FieldWrite) error
+}
+
+// Config holds the product's rules for one site.
+type Config struct {
+	// DefaultRole is the role of new users when the webhook names none.
+	DefaultRole string
+	// AllowedRoles are the roles a webhook's role= may set. The default
+	// role is always allowed; administrator never is.
+	AllowedRoles []string
+	// UsernameField and PasswordField name HighLevel custom fields (id or
+	// key) that hold a new user's login and password. Empty: the login is
+	// the email and the password is generated.
+	UsernameField, PasswordField string
+	// ReturnPasswordField names the HighLevel custom field (id or key) that
+	// receives the password generated for a new user. Empty: off.
+	ReturnPasswordField string
+	// FieldMap says which HighLevel fields fill which WordPress fields.
+	FieldMap []Mapping
+	// TagsMetaKey is the user meta holding the contact's tag names as a
+	// list (WP Fusion's highlevel_tags). ContactIDMetaKey holds the
+	// contact id that links a user to its contact (highlevel_contact_id).
+	TagsMetaKey, ContactIDMetaKey string
+}
+
+// Bookkeeping meta that makes the steps after a user's creation survive a
+// crash or a failure: set with the contact id, cleared when done.
+const (
+	pendingNotificationKey = "hlbridge_pending_notification"
+	pendingPasswordKey     = "hlbridge_pending_password"
+)
+
+// Syncer applies webhook requests to WordPress. It is safe for concurrent
+// use; requests for one contact should still be serialised by the caller
+// (the queue does it), although two racing adds never create two users.
+type Syncer struct {
+	cfg      Config
+	users    Users
+	contacts Contacts // nil in payload mode
+	logger   *slog.Logger
+	locks    keyLock // one Apply at a time per contact
+}
+
+// NewSyncer checks cfg and returns a Syncer. contacts may be nil: then the
+// bridge runs in payload mode and takes each contact from its webhook body.
+func NewSyncer(cfg Config, users Users, contacts Contacts, logger *slog.Logger) (*Syncer, error) {
+	if users == nil {
+		return nil, errors.New("bridge: WordPress users client is required")
+	}
+	if cfg.DefaultRole == "" {
+		return nil, errors.New("bridge: default role is required")
+	}
+	if cfg.TagsMetaKey == "" || cfg.ContactIDMetaKey == "" {
+		return nil, errors.New("bridge: tags and contact id meta keys are required")
+	}
+	if cfg.TagsMetaKey == cfg.ContactIDMetaKey {
+		return nil, errors.New("bridge: the tags and contact id meta keys must differ")
+	}
+	if !slices.Contains(cfg.AllowedRoles, cfg.DefaultRole) {
+		cfg.AllowedRoles = append(slices.Clone(cfg.AllowedRoles), cfg.DefaultRole)
+	}
+	for _, r := range cfg.AllowedRoles {
+		if privilegedRole(r) {
+			return nil, fmt.Errorf("bridge: role %q may never be granted by a webhook", r)
+		}
+	}
+	if contacts == nil && cfg.ReturnPasswordField != "" {
+		return nil, errors.New("bridge: returning a password to HighLevel needs a HighLevel token")
+	}
+	for _, m := range cfg.FieldMap {
+		if k, ok := m.MetaKey(); ok && (k == cfg.TagsMetaKey || k == cfg.ContactIDMetaKey) {
+			return nil, fmt.Errorf("bridge: field map target %s is the bridge's own meta key", m.Target)
+		}
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Syncer{cfg: cfg, users: users, contacts: contacts, logger: logger}, nil
+}
+
+// PayloadMode reports whether contacts come from webhook bodies rather than
+// from HighLevel's API.
+func (s *Syncer) PayloadMode() bool { return s.contacts == nil }
+
+// RoleAllowed reports whether a webhook may give role to a user.
+func (s *Syncer) RoleAllowed(role string) bool {
+	return !privilegedRole(role) && slices.Contains(s.cfg.AllowedRoles, role)
+}
+
+// privilegedRole is a role no webhook may grant, whatever the configuration.
+func privilegedRole(role string) bool {
+	return role == "administrator" || role == "super_admin"
+}
+
+// privilegedUser reports whether u may run the site; the bridge never
+// changes such a user, even when a contact carries their email.
+func privilegedUser(u *wordpress.User) bool {
+	return u.HasRole("administrator") || u.Can("manage_options") || u.Can("edit_users") ||
+		u.Can("promote_users") || u.Can("manage_network")
+}
+
+// requestedRole checks the role a request asks for; "" means none.
+func (s *Syncer) requestedRole(role string) error {
+	if role != "" && !s.RoleAllowed(role) {
+		return refuse("role %q is not allowed (allowed: %s)", role, strings.Join(s.cfg.AllowedRoles, ", "))
+	}
+	return nil
+}

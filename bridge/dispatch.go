@@ -1,0 +1,45 @@
+package bridge
+
+import (
+	"context"
+)
+
+// Outcome is what became of a webhook handed to a Dispatcher.
+type Outcome struct {
+	// Done: the request was carried out (Result and Err say how); false
+	// means it was accepted and will be carried out later.
+	Done   bool
+	Result Result
+	Err    error
+	// EventID identifies the stored event, 0 when nothing was stored.
+	EventID int64
+	// Duplicate: the same delivery was seen before; nothing new was queued.
+	Duplicate bool
+}
+
+// Dispatcher takes a webhook's request from the HTTP intake. It returns an
+// error only when it could not take the request at all (its store is
+// down); how the request itself fared is in the Outcome.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, req Request, d Delivery) (Outcome, error)
+}
+
+// Delivery describes how a request arrived, for deduplication and for
+// waiting on its result.
+type Delivery struct {
+	// Fingerprint identifies the delivery (a hash of its query and body):
+	// HighLevel's retries of one webhook share it.
+	Fingerprint string
+	// Wait asks the dispatcher to wait, at most this long, for the outcome.
+	Wait bool
+}
+
+// Inline is a Dispatcher that applies each request at once, inside the
+// HTTP request. It keeps nothing: a failure is the caller's to retry.
+type Inline struct{ Syncer *Syncer }
+
+// Dispatch applies req and reports the outcome.
+func (in Inline) Dispatch(ctx context.Context, req Request, _ Delivery) (Outcome, error) {
+	res, err := in.Syncer.Apply(ctx, req)
+	return Outcome{Done: true, Result: res, Err: err}, nil
+}

@@ -1,0 +1,224 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/wordpress"
+)
+
+// recordedCall is one call the bridge made to a door, as the golden files
+// show it.
+type recordedCall struct {
+	Call string `json:"call"`
+	Args any    `json:"args,omitempty"`
+}
+
+// fakeUsers is an in-memory stand-in for WordPress used only by the
+// mapping's unit tests; every behaviour of the real site is proven by the
+// end-to-end tests against a real WordPress.
+type fakeUsers struct {
+	mu     sync.Mutex
+	users  []*wordpress.User
+	meta   map[int64]map[string]wordpress.MetaValue
+	calls  []recordedCall
+	nextID int64
+}
+
+func newFakeUsers(existing ...wordpress.User) *fakeUsers {
+	f := &fakeUsers{meta: map[int64]map[string]wordpress.MetaValue{}, nextID: 100}
+	for i := range existing {
+		u := existing[i]
+		f.users = append(f.users, &u)
+		f.meta[u.ID] = map[string]wordpress.MetaValue{}
+	}
+	return f
+}
+
+func (f *fakeUsers) record(call string, args any) {
+	f.calls = append(f.calls, recordedCall{Call: call, Args: args})
+}
+
+func notFound(op string) error {
+	return &wordpress.Error{Op: op, Status: 404, Code: "rest_user_invalid_id", Message: "Invalid user ID."}
+}
+
+func (f *fakeUsers) UserByID(_ context.Context, id int64) (*wordpress.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range f.users {
+		if u.ID == id {
+			c := *u
+			return &c, nil
+		}
+	}
+	return nil, notFound("read user")
+}
+
+func (f *fakeUsers) UserByEmail(_ context.Context, email string) (*wordpress.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("UserByEmail", email)
+	for _, u := range f.users {
+		if strings.EqualFold(u.Email, email) {
+			c := *u
+			return &c, nil
+		}
+	}
+	return nil, notFound("find user by email")
+}
+
+func (f *fakeUsers) UsersByMeta(_ context.Context, key, value string) ([]int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []int64
+	for id, m := range f.meta {
+		if m[key] == value {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func (f *fakeUsers) CreateUser(_ context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	shown := nu
+	shown.Password = "<" + passwordKind(nu.Password) + ">"
+	f.record("CreateUser", shown)
+	for _, u := range f.users {
+		if strings.EqualFold(u.Username, nu.Username) {
+			return nil, &wordpress.Error{Op: "create user", Status: 500, Code: "existing_user_login"}
+		}
+		if strings.EqualFold(u.Email, nu.Email) {
+			return nil, &wordpress.Error{Op: "create user", Status: 500, Code: "existing_user_email"}
+		}
+	}
+	f.nextID++
+	u := &wordpress.User{ID: f.nextID, Username: nu.Username, Email: nu.Email, Roles: nu.Roles,
+		FirstName: nu.FirstName, LastName: nu.LastName, Nickname: nu.Nickname, Name: nu.Name,
+		Description: nu.Description, URL: nu.URL, Capabilities: map[string]bool{}}
+	f.users = append(f.users, u)
+	f.meta[u.ID] = map[string]wordpress.MetaValue{}
+	c := *u
+	return &c, nil
+}
+
+// passwordKind keeps generated passwords out of golden files while still
+// showing which password a call carried.
+func passwordKind(p string) string {
+	if len(p) == passwordLength && !strings.Contains(p, " ") && strings.ToLower(p) != p {
+		return "generated"
+	}
+	return "from contact: " + p
+}
+
+func (f *fakeUsers) UpdateUser(_ context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	shown := up
+	if up.Password != nil {
+		shown.Password = new("<" + passwordKind(*up.Password) + ">")
+	}
+	f.record(fmt.Sprintf("UpdateUser %d", id), shown)
+	for _, u := range f.users {
+		if u.ID != id {
+			continue
+		}
+		set := func(dst *string, v *string) {
+			if v != nil {
+				*dst = *v
+			}
+		}
+		set(&u.Email, up.Email)
+		set(&u.FirstName, up.FirstName)
+		set(&u.LastName, up.LastName)
+		set(&u.Nickname, up.Nickname)
+		set(&u.Name, up.Name)
+		set(&u.Description, up.Description)
+		set(&u.URL, up.URL)
+		if up.Roles != nil {
+			u.Roles = up.Roles
+		}
+		c := *u
+		return &c, nil
+	}
+	return nil, notFound("update user")
+}
+
+func (f *fakeUsers) Meta(_ context.Context, id int64, keys ...string) (map[string]wordpress.MetaValue, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]wordpress.MetaValue{}
+	for _, k := range keys {
+		out[k] = f.meta[id][k]
+	}
+	return out, nil
+}
+
+func (f *fakeUsers) SetMeta(_ context.Context, id int64, values map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record(fmt.Sprintf("SetMeta %d", id), values)
+	for k, v := range values {
+		if v == nil {
+			delete(f.meta[id], k)
+		} else {
+			f.meta[id][k] = v
+		}
+	}
+	return values, nil
+}
+
+func (f *fakeUsers) SendNewUserNotification(_ context.Context, id int64, who wordpress.Notify) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record(fmt.Sprintf("SendNewUserNotification %d", id), who)
+	return nil
+}
+
+// fakeContacts serves contacts from memory for the mapping's unit tests.
+type fakeContacts struct {
+	contacts map[string]highlevel.Contact
+	fields   []highlevel.CustomField
+	writes   []recordedCall
+}
+
+func (f *fakeContacts) Contact(_ context.Context, id string) (*highlevel.Contact, error) {
+	c, ok := f.contacts[id]
+	if !ok {
+		return nil, fmt.Errorf("contact %s: %w", id, highlevel.ErrNotFound)
+	}
+	return &c, nil
+}
+
+func (f *fakeContacts) CustomFieldID(_ context.Context, idOrKey string) (string, error) {
+	for _, cf := range f.fields {
+		if cf.ID == idOrKey || cf.FieldKey == idOrKey || cf.FieldKey == "contact."+idOrKey {
+			return cf.ID, nil
+		}
+	}
+	return "", highlevel.ErrUnknownCustomField
+}
+
+func (f *fakeContacts) UpdateCustomFields(_ context.Context, contactID string, fields []highlevel.FieldWrite) error {
+	shown := make([]highlevel.FieldWrite, len(fields))
+	for i, fw := range fields {
+		shown[i] = fw
+		shown[i].Value = "<" + passwordKind(fmt.Sprint(fw.Value)) + ">"
+	}
+	f.writes = append(f.writes, recordedCall{Call: "UpdateCustomFields " + contactID, Args: shown})
+	return nil
+}
+
+// mustJSON is for test failure messages.
+func mustJSON(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}

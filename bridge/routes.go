@@ -1,0 +1,27 @@
+package bridge
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// routes is the whole HTTP surface of hlbridge.
+func (s *Server) routes() {
+	e := s.engine
+	e.HandleMethodNotAllowed = true
+	e.Use(s.recoverPanics(), s.logRequests())
+	e.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint") })
+	e.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed") })
+
+	e.GET("/healthz", s.handleHealth)
+
+	// WP Fusion's webhook URL, so a workflow moves over by changing the host:
+	// /?wpf_action=add&access_key=KEY&contact_id={{contact.id}}
+	e.GET("/", s.handleWPFusion)
+	e.POST("/", s.handleWPFusion)
+
+	// The same actions with the key in a header, out of URLs and logs.
+	e.GET("/hooks/highlevel/:action", s.handleHook)
+	e.POST("/hooks/highlevel/:action", s.handleHook)
+}

@@ -1,0 +1,391 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/wordpress"
+)
+
+// Action is what a webhook asks for, by WP Fusion's names.
+type Action string
+
+// The actions, as WP Fusion's wpf_action names them.
+const (
+	// ActionAdd creates the contact's user, or updates it when it exists.
+	ActionAdd Action = "add"
+	// ActionUpdate updates the contact's user: fields, meta and tags.
+	ActionUpdate Action = "update"
+	// ActionUpdateTags updates only the user's tags.
+	ActionUpdateTags Action = "update_tags"
+	// ActionTest answers success and touches nothing.
+	ActionTest Action = "test"
+)
+
+// ParseAction returns the action named s, or false.
+func ParseAction(s string) (Action, bool) {
+	switch a := Action(s); a {
+	case ActionAdd, ActionUpdate, ActionUpdateTags, ActionTest:
+		return a, true
+	}
+	return "", false
+}
+
+// Request is one webhook's intent.
+type Request struct {
+	Action    Action `json:"action"`
+	ContactID string `json:"contact_id"`
+	// SendNotification asks for WordPress's welcome notification when the
+	// request creates the user.
+	SendNotification bool `json:"send_notification,omitempty"`
+	// Role is the role asked for with role=, "" for none.
+	Role string `json:"role,omitempty"`
+	// Contact is the contact as the webhook body carried it; used in
+	// payload mode only.
+	Contact *highlevel.Contact `json:"contact,omitempty"`
+}
+
+// Result says what a request did.
+type Result struct {
+	UserID  int64    `json:"user_id,omitempty"`
+	Created bool     `json:"created"`
+	Changed []string `json:"changed,omitempty"` // the fields and meta keys written
+	// Notified: WordPress's new-user notification was sent.
+	Notified bool `json:"notified,omitempty"`
+	// PasswordReturned: the generated password was written to HighLevel.
+	PasswordReturned bool `json:"password_returned,omitempty"`
+}
+
+// Apply carries out req against WordPress: it loads the contact, finds
+// its user (by the linked contact id, then by exact email) and creates or
+// updates it. A refusal matches ErrRefused; other errors say with Retryable
+// whether trying again may help.
+func (s *Syncer) Apply(ctx context.Context, req Request) (Result, error) {
+	if req.Action == ActionTest {
+		return Result{}, nil
+	}
+	if _, ok := ParseAction(string(req.Action)); !ok {
+		return Result{}, refuse("unknown action %q", req.Action)
+	}
+	if req.ContactID == "" {
+		return Result{}, refuse("no contact id")
+	}
+	if err := s.requestedRole(req.Role); err != nil {
+		return Result{}, err
+	}
+	defer s.locks.lock(req.ContactID)()
+	c, err := s.contact(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	u, err := s.findUser(ctx, c)
+	if err != nil {
+		return Result{}, err
+	}
+	if u == nil {
+		if req.Action != ActionAdd {
+			return Result{}, refuse("no WordPress user is linked to contact %s or has its email", c.ID)
+		}
+		return s.create(ctx, req, c)
+	}
+	return s.update(ctx, req, c, u)
+}
+
+// contact loads the contact from HighLevel, or takes it from the webhook
+// body in payload mode.
+func (s *Syncer) contact(ctx context.Context, req Request) (*highlevel.Contact, error) {
+	if s.contacts == nil {
+		if req.Contact == nil {
+			return nil, refuse("payload mode: the webhook body carried no contact")
+		}
+		c := *req.Contact
+		c.ID = req.ContactID
+		return &c, nil
+	}
+	c, err := s.contacts.Contact(ctx, req.ContactID)
+	if errors.Is(err, highlevel.ErrNotFound) {
+		return nil, refuse("HighLevel has no contact %s", req.ContactID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load contact %s: %w", req.ContactID, err)
+	}
+	if c.ID == "" {
+		c.ID = req.ContactID
+	}
+	return c, nil
+}
+
+// findUser returns the contact's user, or nil when it has none. A user
+// linked by contact id wins over one with the same email.
+func (s *Syncer) findUser(ctx context.Context, c *highlevel.Contact) (*wordpress.User, error) {
+	ids, err := s.users.UsersByMeta(ctx, s.cfg.ContactIDMetaKey, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("find user of contact %s: %w", c.ID, err)
+	}
+	if len(ids) > 1 {
+		s.logger.WarnContext(ctx, "several users are linked to one contact; using the oldest",
+			slog.String("contact_id", c.ID), slog.Any("user_ids", ids))
+	}
+	for _, id := range ids {
+		u, err := s.users.UserByID(ctx, id)
+		if errors.Is(err, wordpress.ErrNotFound) {
+			continue // deleted between the two calls
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read user %d: %w", id, err)
+		}
+		return u, nil
+	}
+	if c.Email == "" {
+		return nil, nil
+	}
+	u, err := s.users.UserByEmail(ctx, c.Email)
+	if errors.Is(err, wordpress.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find user by email: %w", err)
+	}
+	return u, nil
+}
+
+// create makes the contact's user. A duplicate-email answer means another
+// request created it meanwhile: then the request updates that user.
+func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) (Result, error) {
+	if c.Email == "" {
+		return Result{}, refuse("contact %s has no email; WordPress needs one to create a user", c.ID)
+	}
+	fields, err := s.fieldValues(ctx, c)
+	if err != nil {
+		return Result{}, err
+	}
+	login, err := s.customValue(ctx, c, s.cfg.UsernameField)
+	if err != nil {
+		return Result{}, err
+	}
+	if login == "" {
+		login = c.Email
+	}
+	password, err := s.customValue(ctx, c, s.cfg.PasswordField)
+	if err != nil {
+		return Result{}, err
+	}
+	generated := password == ""
+	if generated {
+		password = generatePassword()
+	}
+	role := req.Role
+	if role == "" {
+		role = s.cfg.DefaultRole
+	}
+	nu := wordpress.NewUser{
+		Username: login, Email: c.Email, Password: password, Roles: []string{role},
+		FirstName: fields.core["first_name"], LastName: fields.core["last_name"],
+		Nickname: fields.core["nickname"], Name: fields.core["display_name"],
+		Description: fields.core["description"], URL: fields.core["url"],
+	}
+	var u *wordpress.User
+	for try := 0; ; try++ {
+		u, err = s.users.CreateUser(ctx, nu)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, wordpress.ErrDuplicateEmail) || errors.Is(err, wordpress.ErrDuplicateLogin) {
+			// Another request may have created this contact's user meanwhile.
+			existing, ferr := s.findUser(ctx, c)
+			if ferr != nil {
+				return Result{}, ferr
+			}
+			if existing != nil {
+				return s.update(ctx, req, c, existing)
+			}
+		}
+		if !errors.Is(err, wordpress.ErrDuplicateLogin) || try == 2 {
+			return Result{}, s.createError(c, err)
+		}
+		// The login belongs to somebody else: WP Fusion's answer, a number.
+		nu.Username = login + "-" + strconv.Itoa(1000+rand.IntN(9000))
+	}
+	s.logger.InfoContext(ctx, "created user", slog.String("contact_id", c.ID), slog.Int64("user_id", u.ID))
+
+	meta := fields.meta
+	meta[s.cfg.ContactIDMetaKey] = c.ID
+	meta[s.cfg.TagsMetaKey] = tagList(c)
+	res := Result{UserID: u.ID, Created: true, Changed: append(sortedKeys(fields.core), sortedKeys(meta)...)}
+	if req.SendNotification {
+		meta[pendingNotificationKey] = "1"
+	}
+	returning := generated && s.cfg.ReturnPasswordField != ""
+	if returning {
+		meta[pendingPasswordKey] = "1"
+	}
+	if _, err := s.users.SetMeta(ctx, u.ID, meta); err != nil {
+		return res, fmt.Errorf("write meta of new user %d: %w", u.ID, err)
+	}
+	return s.finishPending(ctx, c, u.ID, meta, res, password)
+}
+
+// createError turns a create failure into the error the caller sees.
+func (s *Syncer) createError(c *highlevel.Contact, err error) error {
+	switch {
+	case errors.Is(err, wordpress.ErrInvalidRole):
+		return refuse("WordPress refused the role: %v", err)
+	case errors.Is(err, wordpress.ErrInvalidEmail):
+		return refuse("WordPress refused the email of contact %s: %v", c.ID, err)
+	case errors.Is(err, wordpress.ErrInvalidUsername):
+		return refuse("WordPress refused the login of contact %s: %v", c.ID, err)
+	case errors.Is(err, wordpress.ErrDuplicateLogin):
+		return refuse("the login of contact %s is taken by another user", c.ID)
+	}
+	return fmt.Errorf("create user for contact %s: %w", c.ID, err)
+}
+
+// finishPending sends the welcome notification and returns the password
+// when the user's pending meta asks for it, then clears those flags. A
+// crash in between leaves them set, and the next sync finishes the job.
+func (s *Syncer) finishPending(ctx context.Context, c *highlevel.Contact, userID int64, meta map[string]wordpress.MetaValue, res Result, password string) (Result, error) {
+	clear := map[string]wordpress.MetaValue{}
+	if meta[pendingNotificationKey] == "1" {
+		if err := s.users.SendNewUserNotification(ctx, userID, wordpress.NotifyUser); err != nil {
+			return res, fmt.Errorf("send new-user notification to user %d: %w", userID, err)
+		}
+		res.Notified = true
+		clear[pendingNotificationKey] = nil
+	}
+	if meta[pendingPasswordKey] == "1" {
+		if password == "" {
+			// The password made at creation never reached HighLevel: make a
+			// new one, so that what HighLevel holds is what logs in.
+			password = generatePassword()
+			if _, err := s.users.UpdateUser(ctx, userID, wordpress.UserUpdate{Password: &password}); err != nil {
+				return res, fmt.Errorf("reset password of user %d: %w", userID, err)
+			}
+		}
+		if err := s.returnPassword(ctx, c, password); err != nil {
+			return res, err
+		}
+		res.PasswordReturned = true
+		clear[pendingPasswordKey] = nil
+	}
+	if len(clear) > 0 {
+		if _, err := s.users.SetMeta(ctx, userID, clear); err != nil {
+			return res, fmt.Errorf("clear pending flags of user %d: %w", userID, err)
+		}
+	}
+	return res, nil
+}
+
+// returnPassword writes a generated password to the contact's configured
+// custom field. The password appears in no log and no error.
+func (s *Syncer) returnPassword(ctx context.Context, c *highlevel.Contact, password string) error {
+	id, err := s.contacts.CustomFieldID(ctx, s.cfg.ReturnPasswordField)
+	if errors.Is(err, highlevel.ErrUnknownCustomField) {
+		return refuse("HighLevel has no custom field %q to return the password to", s.cfg.ReturnPasswordField)
+	}
+	if err != nil {
+		return fmt.Errorf("resolve return password field: %w", err)
+	}
+	if err := s.contacts.UpdateCustomFields(ctx, c.ID, []highlevel.FieldWrite{{ID: id, Value: password}}); err != nil {
+		return fmt.Errorf("return password to contact %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// update brings an existing user in line with the contact.
+func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, u *wordpress.User) (Result, error) {
+	if privilegedUser(u) {
+		return Result{}, refuse("user %d is an administrator; hlbridge never changes administrators", u.ID)
+	}
+	res := Result{UserID: u.ID}
+	keys := []string{s.cfg.ContactIDMetaKey, s.cfg.TagsMetaKey, pendingNotificationKey, pendingPasswordKey}
+	var fields fieldValues
+	if req.Action != ActionUpdateTags {
+		var err error
+		if fields, err = s.fieldValues(ctx, c); err != nil {
+			return Result{}, err
+		}
+		keys = append(keys, sortedKeys(fields.meta)...)
+	}
+	current, err := s.users.Meta(ctx, u.ID, keys...)
+	if err != nil {
+		return Result{}, fmt.Errorf("read meta of user %d: %w", u.ID, err)
+	}
+	if linked, _ := current[s.cfg.ContactIDMetaKey].(string); linked != "" && linked != c.ID {
+		return Result{}, refuse("user %d has the email of contact %s but is linked to contact %s", u.ID, c.ID, linked)
+	}
+
+	want := map[string]wordpress.MetaValue{s.cfg.ContactIDMetaKey: c.ID, s.cfg.TagsMetaKey: tagList(c)}
+	if req.Action != ActionUpdateTags {
+		up := s.userUpdate(req, c, u, fields.core)
+		if !up.Empty() {
+			updated, err := s.users.UpdateUser(ctx, u.ID, up)
+			if errors.Is(err, wordpress.ErrInvalidEmail) {
+				return res, refuse("WordPress refused the email of contact %s for user %d (another user may have it)", c.ID, u.ID)
+			}
+			if errors.Is(err, wordpress.ErrInvalidRole) {
+				return res, refuse("WordPress refused the role: %v", err)
+			}
+			if err != nil {
+				return res, fmt.Errorf("update user %d: %w", u.ID, err)
+			}
+			res.Changed = append(res.Changed, changedFields(u, updated)...)
+		}
+		for k, v := range fields.meta {
+			want[k] = v
+		}
+	}
+	changes := map[string]wordpress.MetaValue{}
+	for k, v := range want {
+		if !metaEqual(current[k], v) {
+			changes[k] = v
+		}
+	}
+	if len(changes) > 0 {
+		if _, err := s.users.SetMeta(ctx, u.ID, changes); err != nil {
+			return res, fmt.Errorf("write meta of user %d: %w", u.ID, err)
+		}
+		res.Changed = append(res.Changed, sortedKeys(changes)...)
+	}
+	if current[pendingNotificationKey] != nil || current[pendingPasswordKey] != nil {
+		return s.finishPending(ctx, c, u.ID, current, res, "")
+	}
+	return res, nil
+}
+
+// userUpdate is what must change in u's core fields to match the contact.
+func (s *Syncer) userUpdate(req Request, c *highlevel.Contact, u *wordpress.User, core map[string]string) wordpress.UserUpdate {
+	var up wordpress.UserUpdate
+	set := func(dst **string, have, want string) {
+		if have != want {
+			*dst = &want
+		}
+	}
+	if c.Email != "" && !equalFoldTrim(u.Email, c.Email) {
+		up.Email = &c.Email
+	}
+	for target, v := range core {
+		switch target {
+		case "first_name":
+			set(&up.FirstName, u.FirstName, v)
+		case "last_name":
+			set(&up.LastName, u.LastName, v)
+		case "nickname":
+			set(&up.Nickname, u.Nickname, v)
+		case "display_name":
+			set(&up.Name, u.Name, v)
+		case "description":
+			set(&up.Description, u.Description, v)
+		case "url":
+			set(&up.URL, u.URL, v)
+		}
+	}
+	if req.Role != "" && (len(u.Roles) != 1 || u.Roles[0] != req.Role) {
+		up.Roles = []string{req.Role}
+	}
+	return up
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/highlevel"
+)
+
+// config is every setting of hlbridge, read from the environment. The
+// variable names are part of the product's contract: see the README.
+type config struct {
+	WordPressURL         string `env:"WORDPRESS_URL"`
+	WordPressUsername    string `env:"WORDPRESS_USERNAME"`
+	WordPressAppPassword string `env:"WORDPRESS_APP_PASSWORD"`
+
+	HighLevelToken      string `env:"HIGHLEVEL_TOKEN"`
+	HighLevelAPIURL     string `env:"HIGHLEVEL_API_URL, default=https://services.leadconnectorhq.com"`
+	HighLevelLocationID string `env:"HIGHLEVEL_LOCATION_ID"`
+
+	AccessKey           string   `env:"BRIDGE_ACCESS_KEY"`
+	Addr                string   `env:"BRIDGE_ADDR, default=:8080"`
+	Database            string   `env:"BRIDGE_DATABASE, default=hlbridge.db"`
+	DefaultRole         string   `env:"BRIDGE_DEFAULT_ROLE, default=subscriber"`
+	AllowedRoles        []string `env:"BRIDGE_ALLOWED_ROLES"`
+	UsernameField       string   `env:"BRIDGE_USERNAME_FIELD"`
+	PasswordField       string   `env:"BRIDGE_PASSWORD_FIELD"`
+	ReturnPasswordField string   `env:"BRIDGE_RETURN_PASSWORD_FIELD"`
+	FieldMap            string   `env:"BRIDGE_FIELD_MAP, default=first_name=firstName,last_name=lastName"`
+	TagsMetaKey         string   `env:"BRIDGE_TAGS_META_KEY, default=highlevel_tags"`
+	ContactIDMetaKey    string   `env:"BRIDGE_CONTACT_ID_META_KEY, default=highlevel_contact_id"`
+	LogLevel            string   `env:"BRIDGE_LOG_LEVEL, default=info"`
+
+	fieldMap []bridge.Mapping
+}
+
+// loadConfig reads the environment through getenv and validates it. Every
+// message names the variable and says what is wrong; none repeats a secret.
+func loadConfig(ctx context.Context, getenv func(string) string) (*config, error) {
+	var cfg config
+	err := envconfig.ProcessWith(ctx, &envconfig.Config{
+		Target:   &cfg,
+		Lookuper: envconfig.LookuperFunc(func(key string) (string, bool) { v := getenv(key); return v, v != "" }),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	required := map[string]string{
+		"WORDPRESS_URL": cfg.WordPressURL, "WORDPRESS_USERNAME": cfg.WordPressUsername,
+		"WORDPRESS_APP_PASSWORD": cfg.WordPressAppPassword, "BRIDGE_ACCESS_KEY": cfg.AccessKey,
+	}
+	for _, name := range []string{"WORDPRESS_URL", "WORDPRESS_USERNAME", "WORDPRESS_APP_PASSWORD", "BRIDGE_ACCESS_KEY"} {
+		if strings.TrimSpace(required[name]) == "" {
+			bad(name, "is required")
+		}
+	}
+	if cfg.WordPressURL != "" {
+		if u, err := url.Parse(cfg.WordPressURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("WORDPRESS_URL", "must be the site's http(s) address, e.g. https://example.com")
+		} else if u.User != nil {
+			bad("WORDPRESS_URL", "must not contain credentials; use WORDPRESS_USERNAME and WORDPRESS_APP_PASSWORD")
+		}
+	}
+	if cfg.AccessKey != "" && len(cfg.AccessKey) < 16 {
+		bad("BRIDGE_ACCESS_KEY", "is too short: use at least 16 random characters")
+	}
+	if u, err := url.Parse(cfg.HighLevelAPIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("HIGHLEVEL_API_URL", "must be an http(s) URL")
+	}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		bad("BRIDGE_ADDR", "must be host:port or :port, e.g. :8080")
+	}
+	if cfg.HighLevelToken == "" {
+		if cfg.ReturnPasswordField != "" {
+			bad("BRIDGE_RETURN_PASSWORD_FIELD", "needs HIGHLEVEL_TOKEN: the password is written back through HighLevel's API")
+		}
+	}
+	if cfg.fieldMap, err = bridge.ParseFieldMap(cfg.FieldMap); err != nil {
+		bad("BRIDGE_FIELD_MAP", "%v", err)
+	}
+	for i, r := range cfg.AllowedRoles {
+		cfg.AllowedRoles[i] = strings.TrimSpace(r)
+		if r == "administrator" {
+			bad("BRIDGE_ALLOWED_ROLES", "must not include administrator: a webhook may never make an administrator")
+		}
+	}
+	if cfg.DefaultRole == "administrator" {
+		bad("BRIDGE_DEFAULT_ROLE", "must not be administrator")
+	}
+	if cfg.TagsMetaKey == cfg.ContactIDMetaKey {
+		bad("BRIDGE_TAGS_META_KEY", "must differ from BRIDGE_CONTACT_ID_META_KEY")
+	}
+	if _, err := parseLevel(cfg.LogLevel); err != nil {
+		bad("BRIDGE_LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	return &cfg, errors.Join(errs...)
+}
+
+// highLevelConfig is the HighLevel client's configuration.
+func (c *config) highLevelConfig() highlevel.Config {
+	return highlevel.Config{BaseURL: c.HighLevelAPIURL, Token: c.HighLevelToken, LocationID: c.HighLevelLocationID}
+}
