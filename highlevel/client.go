@@ -1,0 +1,243 @@
+// Package highlevel speaks to HighLevel (GoHighLevel): a client for the
+// contacts and custom fields of API v2, and the parsing of the webhooks
+// HighLevel's workflows post. It knows nothing of WordPress or of what the
+// bridge does with a contact; highleveltest holds a fake of the API for
+// tests.
+package highlevel
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/go-resty/resty/v2"
+)
+
+// DefaultBaseURL is HighLevel's API v2 endpoint.
+const DefaultBaseURL = "https://services.leadconnectorhq.com"
+
+// APIVersion is the value of the Version header every API v2 call carries;
+// without it HighLevel answers 401 "version header was not found.".
+const APIVersion = "2021-07-28"
+
+// Defaults for the zero values of Config.
+const (
+	DefaultTimeout      = 15 * time.Second
+	DefaultCatalogueTTL = 10 * time.Minute
+)
+
+// maxResponseBody bounds what a single answer may make the client buffer.
+const maxResponseBody = 16 << 20
+
+// Config configures a Client. Token is required; the rest have defaults.
+type Config struct {
+	// BaseURL is the API root, without a trailing path; default
+	// DefaultBaseURL. Tests point it at highleveltest.
+	BaseURL string
+	// Token is a sub-account Private Integration token or an OAuth location
+	// token. Required. Never logged, never part of an error.
+	Token string
+	// LocationID is the sub-account id. Needed for the custom field
+	// catalogue and for looking contacts up by email.
+	LocationID string
+	// Timeout bounds each request, including reading the answer; default
+	// 15s.
+	Timeout time.Duration
+	// CatalogueTTL is how long the custom field catalogue is cached; default
+	// 10m.
+	CatalogueTTL time.Duration
+	// Logger receives debug lines about requests (method, path, status,
+	// duration, remaining rate limit) and warnings; never the token or field
+	// values. Optional: nil discards.
+	Logger *slog.Logger
+}
+
+// Client calls HighLevel's API v2. It does not retry: every error says, via
+// Retryable and RetryAfter, whether and when the caller's queue should try
+// again. A Client is safe for concurrent use.
+type Client struct {
+	rc         *resty.Client
+	token      string
+	locationID string
+	ttl        time.Duration
+	log        *slog.Logger
+	now        func() time.Time
+
+	rate rateLimitTracker
+
+	// The custom field catalogue. catFetch is a one-slot semaphore held
+	// while fetching, so concurrent misses cause one request, and a waiting
+	// caller can still give up when its context ends.
+	catFetch   chan struct{}
+	catMu      sync.Mutex
+	cat        *catalogue
+	catRetryAt time.Time // after a failed refresh, keep using the stale catalogue until then
+}
+
+// New validates cfg and returns a Client.
+func New(cfg Config) (*Client, error) {
+	token := strings.TrimSpace(cfg.Token)
+	if token == "" {
+		return nil, errors.New("highlevel: Config.Token is required")
+	}
+	if strings.IndexFunc(token, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return nil, errors.New("highlevel: Config.Token contains whitespace or control characters")
+	}
+	base := strings.TrimSpace(cfg.BaseURL)
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("highlevel: Config.BaseURL %q is not an absolute http(s) URL", base)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("highlevel: Config.BaseURL must not carry credentials, a query or a fragment")
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("highlevel: Config.Timeout %s is negative", cfg.Timeout)
+	}
+	if cfg.CatalogueTTL < 0 {
+		return nil, fmt.Errorf("highlevel: Config.CatalogueTTL %s is negative", cfg.CatalogueTTL)
+	}
+	if strings.ContainsAny(cfg.LocationID, "/?#% \t\r\n") {
+		return nil, fmt.Errorf("highlevel: Config.LocationID %q is not a location id", cfg.LocationID)
+	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	ttl := cfg.CatalogueTTL
+	if ttl == 0 {
+		ttl = DefaultCatalogueTTL
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With(slog.String("component", "highlevel"))
+
+	rc := resty.New().
+		SetBaseURL(strings.TrimRight(u.String(), "/")).
+		SetTimeout(timeout).
+		SetAuthToken(token). // Authorization: Bearer <token>
+		SetHeader("Version", APIVersion).
+		SetHeader("Accept", "application/json").
+		SetResponseBodyLimit(maxResponseBody).
+		SetRetryCount(0). // the caller's queue retries, with Retryable/RetryAfter
+		SetLogger(restyLogger{log: log, secret: token})
+
+	return &Client{
+		rc:         rc,
+		token:      token,
+		locationID: strings.TrimSpace(cfg.LocationID),
+		ttl:        ttl,
+		log:        log,
+		now:        time.Now,
+		catFetch:   make(chan struct{}, 1),
+	}, nil
+}
+
+// RateLimit returns the rate-limit budget HighLevel reported on the most
+// recent answer that carried it.
+func (c *Client) RateLimit() RateLimitState { return c.rate.get() }
+
+// call describes one API request.
+type call struct {
+	method     string
+	path       string // with {param} placeholders, e.g. /contacts/{contactId}
+	pathParams map[string]string
+	query      map[string]string
+	body       any // JSON-encoded when non-nil
+}
+
+// do sends a request and decodes a 2xx JSON answer into out (when non-nil).
+// Every other outcome becomes a typed error; none of them contains the token.
+func (c *Client) do(ctx context.Context, cl call, out any) error {
+	req := c.rc.R().SetContext(ctx)
+	for k, v := range cl.pathParams {
+		req.SetPathParam(k, v) // escaped with url.PathEscape
+	}
+	for k, v := range cl.query {
+		req.SetQueryParam(k, v)
+	}
+	if cl.body != nil {
+		req.SetHeader("Content-Type", "application/json").SetBody(cl.body)
+	}
+	// Ids are not secrets and make a log line useful; the query (which may
+	// hold an email) and bodies (field values) are never logged.
+	attrs := []any{slog.String("method", cl.method), slog.String("path", cl.path)}
+	for k, v := range cl.pathParams {
+		attrs = append(attrs, slog.String(k, v))
+	}
+	start := c.now()
+	resp, err := req.Execute(cl.method, cl.path)
+	if err != nil {
+		err = redact(err, c.token)
+		c.log.DebugContext(ctx, "highlevel request failed", append(attrs,
+			slog.Duration("duration", c.now().Sub(start)), slog.String("error", err.Error()))...)
+		return err
+	}
+	c.rate.observe(resp.Header(), c.now())
+	status := resp.StatusCode()
+	c.log.DebugContext(ctx, "highlevel request", append(attrs,
+		slog.Int("status", status), slog.Duration("duration", c.now().Sub(start)),
+		slog.Int("ratelimit_remaining", c.rate.get().Remaining))...)
+
+	if status < 200 || status > 299 {
+		// The token only travels in a header, but never trust an error
+		// body (or a proxy in front of HighLevel) not to echo it.
+		body := bytes.ReplaceAll(resp.Body(), []byte(c.token), []byte("[redacted]"))
+		return errorFromResponse(status, resp.Header(), body, c.now())
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(resp.Body(), out); err != nil {
+		return fmt.Errorf("highlevel: decode %s %s answer: %w", cl.method, cl.path, err)
+	}
+	return nil
+}
+
+// validID rejects ids that cannot be a HighLevel id and would change the
+// request path ("", ".", ".."); slashes are escaped by resty.
+func validID(what, id string) error {
+	if strings.TrimSpace(id) == "" || id == "." || id == ".." {
+		return fmt.Errorf("highlevel: %s %q is not a valid id", what, id)
+	}
+	return nil
+}
+
+// restyLogger routes resty's own log lines to slog, with the token scrubbed.
+// Resty's debug mode, which would dump the Authorization header, is never
+// enabled.
+type restyLogger struct {
+	log    *slog.Logger
+	secret string
+}
+
+func (l restyLogger) line(format string, v []any) string {
+	return strings.ReplaceAll(fmt.Sprintf(format, v...), l.secret, "[redacted]")
+}
+
+func (l restyLogger) Errorf(format string, v ...any) {
+	l.log.Error(l.line(format, v), slog.String("source", "resty"))
+}
+
+func (l restyLogger) Warnf(format string, v ...any) {
+	l.log.Warn(l.line(format, v), slog.String("source", "resty"))
+}
+
+func (l restyLogger) Debugf(format string, v ...any) {
+	l.log.Debug(l.line(format, v), slog.String("source", "resty"))
+}
+
+var _ resty.Logger = restyLogger{}

@@ -1,0 +1,327 @@
+package highlevel_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/hlbridge/hlbridge/highlevel"
+)
+
+func TestContactDecodesEveryField(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	text := b.srv.AddCustomField(highlevel.CustomField{Name: "Course Level"})
+	num := b.srv.AddCustomField(highlevel.CustomField{Name: "Credits", DataType: "NUMERICAL"})
+	frac := b.srv.AddCustomField(highlevel.CustomField{Name: "Score", DataType: "NUMERICAL"})
+	multi := b.srv.AddCustomField(highlevel.CustomField{Name: "Interests", DataType: "MULTIPLE_OPTIONS"})
+	seeded := b.srv.PutContact(highlevel.Contact{
+		ID: "ocQHyuzHvysMo5N5VsXc", FirstName: "Ann", LastName: "Lee", Name: "Ann Lee",
+		Email: "ann@example.com", Phone: "+15555550100", CompanyName: "Acme",
+		Address1: "1 Main St", City: "Springfield", State: "IL", PostalCode: "62701",
+		Country: "US", Website: "https://acme.example", Timezone: "America/Chicago",
+		DateOfBirth: "1990-01-31", Source: "web form", Type: "lead", DND: true,
+		Tags: []string{"VIP", " course two "},
+		CustomFields: []highlevel.CustomFieldValue{
+			{ID: text.ID, Value: "advanced"},
+			{ID: num.ID, Value: 42},
+			{ID: frac.ID, Value: 3.5},
+			{ID: multi.ID, Value: []string{"go", "sql"}},
+		},
+	})
+
+	got, err := b.client.Contact(context.Background(), seeded.ID)
+	if err != nil {
+		t.Fatalf("Contact: %v", err)
+	}
+	want := highlevel.Contact{
+		ID: seeded.ID, LocationID: b.srv.LocationID, FirstName: "Ann", LastName: "Lee", Name: "Ann Lee",
+		Email: "ann@example.com", Phone: "+15555550100", CompanyName: "Acme",
+		Address1: "1 Main St", City: "Springfield", State: "IL", PostalCode: "62701",
+		Country: "US", Website: "https://acme.example", Timezone: "America/Chicago",
+		DateOfBirth: "1990-01-31", Source: "web form", Type: "lead", DND: true,
+		Tags: []string{"vip", "course two"}, // HighLevel stores tags lower-case
+		CustomFields: []highlevel.CustomFieldValue{
+			{ID: text.ID, Value: "advanced"},
+			{ID: num.ID, Value: float64(42)},
+			{ID: frac.ID, Value: 3.5},
+			{ID: multi.ID, Value: []string{"go", "sql"}},
+		},
+		DateAdded: seeded.DateAdded, DateUpdated: seeded.DateUpdated,
+	}
+	if !reflect.DeepEqual(*got, want) {
+		t.Errorf("Contact =\n%+v\nwant\n%+v", *got, want)
+	}
+
+	for id, wantValue := range map[string]string{
+		text.ID: "advanced", num.ID: "42", frac.ID: "3.5", multi.ID: "go, sql",
+	} {
+		if v, ok := got.Custom(id); !ok || v != wantValue {
+			t.Errorf("Custom(%s) = %q, %v; want %q, true", id, v, ok, wantValue)
+		}
+	}
+	if v, ok := got.Custom("nope"); ok {
+		t.Errorf("Custom(unknown) = %q, true; want false", v)
+	}
+}
+
+func TestContactUnmarshalIsLenient(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		json string
+		want highlevel.Contact
+	}{
+		{
+			name: "numbers where strings are expected",
+			json: `{"id":12345,"postalCode":62701,"phone":15555550100}`,
+			want: highlevel.Contact{ID: "12345", PostalCode: "62701", Phone: "15555550100"},
+		},
+		{
+			name: "nulls and unknown keys",
+			json: `{"id":"c1","email":null,"tags":null,"customFields":null,"attributions":[{"x":1}],"dndSettings":{}}`,
+			want: highlevel.Contact{ID: "c1"},
+		},
+		{
+			name: "tags as one string, dnd as a string",
+			json: `{"id":"c1","tags":"a, b ,,c","dnd":"true"}`,
+			want: highlevel.Contact{ID: "c1", Tags: []string{"a", "b", "c"}, DND: true},
+		},
+		{
+			name: "custom field entries: read shape, write shape, junk skipped",
+			json: `{"id":"c1","customFields":[{"id":"f1","value":"x"},{"id":"f2","field_value":7},"junk",{"value":"no id"},{"id":"f3","value":[1,"b"]}]}`,
+			want: highlevel.Contact{ID: "c1", CustomFields: []highlevel.CustomFieldValue{
+				{ID: "f1", Value: "x"}, {ID: "f2", Value: float64(7)}, {ID: "f3", Value: []string{"1", "b"}},
+			}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var got highlevel.Contact
+			if err := json.Unmarshal([]byte(tt.json), &got); err != nil {
+				t.Fatalf("Unmarshal: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+	var c highlevel.Contact
+	if err := json.Unmarshal([]byte(`["not","an","object"]`), &c); err == nil {
+		t.Error("Unmarshal of an array: no error")
+	}
+}
+
+func TestContactJSONRoundTrip(t *testing.T) {
+	t.Parallel()
+	in := highlevel.Contact{
+		ID: "c1", FirstName: "Ann", DND: true, Tags: []string{"a"},
+		CustomFields: []highlevel.CustomFieldValue{{ID: "f1", Value: "x"}, {Key: "My Field", Value: []string{"a", "b"}}},
+	}
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out highlevel.Contact
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Errorf("round trip: got %+v, want %+v", out, in)
+	}
+}
+
+func TestStandard(t *testing.T) {
+	t.Parallel()
+	c := &highlevel.Contact{
+		ID: "c1", LocationID: "loc", FirstName: "Ann", LastName: "Lee", Email: "ann@example.com",
+		Phone: "+1555", CompanyName: "Acme", Address1: "1 Main", City: "Springfield", State: "IL",
+		PostalCode: "62701", Country: "US", Website: "https://acme.example", Timezone: "UTC",
+		DateOfBirth: "1990-01-31", Source: "form", Type: "lead", DND: true, Tags: []string{"a", "b"},
+		DateAdded: "2026-01-01T00:00:00.000Z", DateUpdated: "2026-01-02T00:00:00.000Z",
+	}
+	tests := []struct {
+		name   string
+		want   string
+		wantOK bool
+	}{
+		{"id", "c1", true},
+		{"locationId", "loc", true},
+		{"firstName", "Ann", true},
+		{"lastName", "Lee", true},
+		{"name", "Ann Lee", true}, // no full name: composed
+		{"email", "ann@example.com", true},
+		{"phone", "+1555", true},
+		{"companyName", "Acme", true},
+		{"address1", "1 Main", true},
+		{"city", "Springfield", true},
+		{"state", "IL", true},
+		{"postalCode", "62701", true},
+		{"country", "US", true},
+		{"website", "https://acme.example", true},
+		{"timezone", "UTC", true},
+		{"dateOfBirth", "1990-01-31", true},
+		{"source", "form", true},
+		{"type", "lead", true},
+		{"dnd", "true", true},
+		{"tags", "a, b", true},
+		{"dateAdded", "2026-01-01T00:00:00.000Z", true},
+		{"dateUpdated", "2026-01-02T00:00:00.000Z", true},
+		{"first_name", "", false}, // webhook spelling is not an API name
+		{"FirstName", "", false},
+		{"customFields", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := c.Standard(tt.name)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("Standard(%q) = %q, %v; want %q, %v", tt.name, got, ok, tt.want, tt.wantOK)
+		}
+	}
+
+	names := highlevel.StandardFieldNames()
+	if !slices.IsSorted(names) {
+		t.Errorf("StandardFieldNames not sorted: %v", names)
+	}
+	for _, n := range names {
+		if _, ok := c.Standard(n); !ok {
+			t.Errorf("StandardFieldNames lists %q but Standard does not know it", n)
+		}
+	}
+	for _, tt := range tests {
+		if tt.wantOK && !slices.Contains(names, tt.name) {
+			t.Errorf("StandardFieldNames misses %q", tt.name)
+		}
+	}
+
+	c.Name = "Dr Ann Lee"
+	if got, _ := c.Standard("name"); got != "Dr Ann Lee" {
+		t.Errorf(`Standard("name") with a full name = %q`, got)
+	}
+}
+
+func TestCustomMatchesIDsThenKeys(t *testing.T) {
+	t.Parallel()
+	c := &highlevel.Contact{CustomFields: []highlevel.CustomFieldValue{
+		{ID: "f1", Value: "by id"},
+		{Key: "My Field", Value: "display name"},
+		{Key: "contact.other_field", Value: float64(1200)},
+		{Key: "Big", Value: 1e21},
+		{Key: "flag", Value: true},
+		{Key: "file", Value: map[string]any{"u": "https://x"}},
+		{Key: "empty", Value: nil},
+	}}
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"f1", "by id", true},
+		{"My Field", "display name", true},
+		{"my_field", "display name", true},
+		{"contact.my_field", "display name", true},
+		{" MY-FIELD ", "display name", true},
+		{"other_field", "1200", true},
+		{"Other Field", "1200", true},
+		{"big", "1000000000000000000000", true},
+		{"flag", "true", true},
+		{"file", `{"u":"https://x"}`, true},
+		{"empty", "", true},
+		{"missing", "", false},
+		{"", "", false},
+		{"...", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := c.Custom(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("Custom(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestContactByEmail(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.srv.PutContact(highlevel.Contact{ID: "c1", Email: "ann@example.com"})
+	b.srv.PutContact(highlevel.Contact{ID: "c2", Email: "bob@example.com"})
+	ctx := context.Background()
+
+	got, err := b.client.ContactByEmail(ctx, "Bob@Example.com")
+	if err != nil || got.ID != "c2" {
+		t.Fatalf("ContactByEmail(bob) = %+v, %v; want c2", got, err)
+	}
+	_, err = b.client.ContactByEmail(ctx, "nobody@example.com")
+	if !errors.Is(err, highlevel.ErrNotFound) {
+		t.Errorf("ContactByEmail(nobody) error = %v, want ErrNotFound", err)
+	}
+	if highlevel.Retryable(err) {
+		t.Errorf("ErrNotFound from ContactByEmail is retryable")
+	}
+
+	noLoc := setup(t, func(c *highlevel.Config) { c.LocationID = "" })
+	if _, err := noLoc.client.ContactByEmail(ctx, "ann@example.com"); err == nil {
+		t.Error("ContactByEmail without a LocationID: no error")
+	}
+	if n := len(noLoc.srv.Requests()); n != 0 {
+		t.Errorf("ContactByEmail without a LocationID sent %d requests", n)
+	}
+}
+
+func TestTags(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.srv.PutContact(highlevel.Contact{ID: "c1", Tags: []string{"old"}})
+	ctx := context.Background()
+
+	if err := b.client.AddTags(ctx, "c1", []string{"VIP", " ", "course two"}); err != nil {
+		t.Fatalf("AddTags: %v", err)
+	}
+	if err := b.client.RemoveTags(ctx, "c1", []string{"old"}); err != nil {
+		t.Fatalf("RemoveTags: %v", err)
+	}
+	c, _ := b.srv.Contact("c1")
+	if want := []string{"vip", "course two"}; !slices.Equal(c.Tags, want) {
+		t.Errorf("tags = %q, want %q", c.Tags, want)
+	}
+	before := len(b.srv.Requests())
+	if err := b.client.AddTags(ctx, "c1", []string{" ", ""}); err != nil {
+		t.Errorf("AddTags with only blanks: %v", err)
+	}
+	if len(b.srv.Requests()) != before {
+		t.Error("AddTags with only blank tags sent a request")
+	}
+	if err := b.client.AddTags(ctx, "missing", []string{"x"}); !errors.Is(err, highlevel.ErrNotFound) {
+		t.Errorf("AddTags on an unknown contact: %v, want ErrNotFound", err)
+	}
+}
+
+func TestInvalidContactIDsSendNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for _, id := range []string{"", " ", ".", ".."} {
+		if _, err := b.client.Contact(ctx, id); err == nil {
+			t.Errorf("Contact(%q): no error", id)
+		}
+		if err := b.client.UpdateCustomFields(ctx, id, []highlevel.FieldWrite{{ID: "f", Value: 1}}); err == nil {
+			t.Errorf("UpdateCustomFields(%q): no error", id)
+		}
+	}
+	if n := len(b.srv.Requests()); n != 0 {
+		t.Errorf("%d requests sent for invalid ids", n)
+	}
+
+	// A slash is escaped, so it stays inside the path segment.
+	_, err := b.client.Contact(ctx, "a/../../locations")
+	if !errors.Is(err, highlevel.ErrNotFound) {
+		t.Errorf("Contact with a slash: %v, want ErrNotFound", err)
+	}
+	reqs := b.srv.Requests()
+	if len(reqs) != 1 || reqs[0].Method != http.MethodGet || reqs[0].Path != "/contacts/a/../../locations" || reqs[0].Status != http.StatusNotFound {
+		t.Errorf("requests = %+v, want one GET of the escaped id answered 404", reqs)
+	}
+}

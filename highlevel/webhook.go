@@ -1,0 +1,188 @@
+package highlevel
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// WorkflowWebhook is the body of a HighLevel workflow "Webhook" action: a
+// POST of snake_case JSON with no signature, no event id and no timestamp,
+// so it proves nothing by itself; authenticate it by other means (a secret
+// in the configured URL's query string, which HighLevel passes through).
+type WorkflowWebhook struct {
+	// ContactID is "contact_id", also in Contact.ID.
+	ContactID string
+	// Contact holds the standard fields the payload carried, mapped to
+	// their API names, and the custom fields it carried with Key set (see
+	// ParseWorkflowWebhook). Fields the payload left out are empty.
+	Contact Contact
+	// CustomData is the action's "customData" object, the key/value pairs
+	// the workflow author configured; values rendered as strings.
+	CustomData map[string]string
+	// LocationID is "location.id", also in Contact.LocationID.
+	LocationID string
+	// WorkflowID and WorkflowName come from "workflow".
+	WorkflowID   string
+	WorkflowName string
+	// Extra holds the top-level keys this package does not know; HighLevel
+	// puts contact custom fields there, keyed by their display name.
+	Extra map[string]any
+}
+
+// workflowStandard maps the payload's snake_case keys to Contact fields.
+var workflowStandard = map[string]func(*Contact) *string{
+	"contact_id":     func(c *Contact) *string { return &c.ID },
+	"first_name":     func(c *Contact) *string { return &c.FirstName },
+	"last_name":      func(c *Contact) *string { return &c.LastName },
+	"full_name":      func(c *Contact) *string { return &c.Name },
+	"email":          func(c *Contact) *string { return &c.Email },
+	"phone":          func(c *Contact) *string { return &c.Phone },
+	"company_name":   func(c *Contact) *string { return &c.CompanyName },
+	"address1":       func(c *Contact) *string { return &c.Address1 },
+	"city":           func(c *Contact) *string { return &c.City },
+	"state":          func(c *Contact) *string { return &c.State },
+	"postal_code":    func(c *Contact) *string { return &c.PostalCode },
+	"country":        func(c *Contact) *string { return &c.Country },
+	"website":        func(c *Contact) *string { return &c.Website },
+	"timezone":       func(c *Contact) *string { return &c.Timezone },
+	"date_of_birth":  func(c *Contact) *string { return &c.DateOfBirth },
+	"date_created":   func(c *Contact) *string { return &c.DateAdded },
+	"contact_type":   func(c *Contact) *string { return &c.Type },
+	"contact_source": func(c *Contact) *string { return &c.Source },
+}
+
+// workflowEnvelope lists top-level keys HighLevel sends that are neither
+// contact fields nor custom fields; they are understood, or deliberately
+// ignored, and never land in Extra.
+var workflowEnvelope = map[string]bool{
+	"tags":                  true,
+	"location":              true,
+	"workflow":              true,
+	"triggerData":           true,
+	"customData":            true,
+	"full_address":          true, // derived from the address fields
+	"contact":               true, // attribution details
+	"attributionSource":     true,
+	"lastAttributionSource": true,
+	"user":                  true,
+}
+
+// ParseWorkflowWebhook parses a workflow "Webhook" action body.
+//
+// An empty (or all-whitespace) body gives an empty webhook and no error,
+// so a call carrying everything in its query string still works. A body
+// that is not a JSON object gives an error matching ErrInvalidPayload.
+// Values of an unexpected type are read leniently (a number where text was
+// expected becomes its decimal text) rather than failing the webhook.
+//
+// "tags" is one comma-separated string (an array is accepted too); tags are
+// trimmed, empties dropped, case kept as sent (the API reports them
+// lower-case, so compare case-insensitively). Entries of "customData" and
+// unknown top-level keys (custom fields by display name; best effort, the
+// exact form is unverified) also become Contact.CustomFields entries with
+// Key set to the key as sent, customData first, then the rest sorted by
+// key, so Contact.Custom finds them.
+func ParseWorkflowWebhook(body []byte) (*WorkflowWebhook, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return &WorkflowWebhook{}, nil
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidPayload, describeJSONError(body, err))
+	}
+	if top == nil { // the body was the literal null
+		return nil, fmt.Errorf("%w: body is null, want a JSON object", ErrInvalidPayload)
+	}
+
+	w := &WorkflowWebhook{}
+	for key, setter := range workflowStandard {
+		if raw, ok := top[key]; ok {
+			*setter(&w.Contact) = rawString(raw)
+		}
+	}
+	if raw, ok := top["tags"]; ok {
+		w.Contact.Tags = rawTags(raw)
+	}
+	if loc := rawObject(top["location"]); loc != nil {
+		w.LocationID = rawString(loc["id"])
+		w.Contact.LocationID = w.LocationID
+	}
+	if wf := rawObject(top["workflow"]); wf != nil {
+		w.WorkflowID = rawString(wf["id"])
+		w.WorkflowName = rawString(wf["name"])
+	}
+	w.ContactID = w.Contact.ID
+
+	if cd := rawObject(top["customData"]); len(cd) > 0 {
+		w.CustomData = make(map[string]string, len(cd))
+		for _, k := range sortedKeys(cd) {
+			v := decodeAny(cd[k])
+			w.CustomData[k] = valueString(v)
+			w.Contact.CustomFields = append(w.Contact.CustomFields, CustomFieldValue{Key: k, Value: v})
+		}
+	}
+
+	for _, k := range sortedKeys(top) {
+		if _, known := workflowStandard[k]; known || workflowEnvelope[k] {
+			continue
+		}
+		v := decodeAny(top[k])
+		if w.Extra == nil {
+			w.Extra = make(map[string]any)
+		}
+		w.Extra[k] = v
+		w.Contact.CustomFields = append(w.Contact.CustomFields, CustomFieldValue{Key: k, Value: v})
+	}
+	return w, nil
+}
+
+// decodeAny decodes a JSON value already known to be valid, normalised the
+// way custom field values are (arrays become []string).
+func decodeAny(raw json.RawMessage) any {
+	var x any
+	if json.Unmarshal(raw, &x) != nil {
+		return nil
+	}
+	return normaliseValue(x)
+}
+
+// rawObject decodes a JSON object; anything else gives nil.
+func rawObject(raw json.RawMessage) map[string]json.RawMessage {
+	if len(raw) == 0 {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// describeJSONError says what is wrong with a body without echoing it (it
+// may hold personal data): the decoder's complaint and, for syntax errors,
+// the byte offset.
+func describeJSONError(body []byte, err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("malformed JSON at byte %d of %d: %v", syn.Offset, len(body), syn)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("body is a JSON %s, want an object", typ.Value)
+	default:
+		return fmt.Sprintf("malformed JSON: %v", err)
+	}
+}
