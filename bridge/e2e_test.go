@@ -206,7 +206,7 @@ func TestAddCreatesUser(t *testing.T) {
 		t.Fatalf("add: %d %+v", status, r)
 	}
 	u := b.user(t, c.Email)
-	if u.ID != r.Result.UserID || u.Username != c.Email || u.FirstName != "Ada" || u.LastName != "Lovelace" ||
+	if u.ID != r.Result.UserID || u.Username != wordpress.SanitizeLogin(c.Email) || u.FirstName != "Ada" || u.LastName != "Lovelace" ||
 		len(u.Roles) != 1 || u.Roles[0] != "customer" {
 		t.Errorf("user = %+v", u)
 	}

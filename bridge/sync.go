@@ -171,6 +171,11 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 	if login == "" {
 		login = c.Email
 	}
+	// WordPress refuses a login with characters such as the "+" of a
+	// plus-addressed email; make it one it takes.
+	if login = wordpress.SanitizeLogin(login); login == "" {
+		login = "hl-" + c.ID
+	}
 	password, err := s.customValue(ctx, c, s.cfg.PasswordField)
 	if err != nil {
 		return Result{}, err

@@ -65,6 +65,8 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("wordpress: %s: %d %s: %s", e.Op, e.Status, e.Code, e.Message)
 	case e.Err != nil:
 		return fmt.Sprintf("wordpress: %s: HTTP %d: %v", e.Op, e.Status, e.Err)
+	case e.Message != "":
+		return fmt.Sprintf("wordpress: %s: HTTP %d: %s", e.Op, e.Status, e.Message)
 	default:
 		return fmt.Sprintf("wordpress: %s: HTTP %d", e.Op, e.Status)
 	}

@@ -34,24 +34,24 @@ func TestTransportFailures(t *testing.T) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		w.Write([]byte(`{"code":"too_many","message":"slow down","data":{"status":429}}`))
 	}))
-	defer rateLimited.Close()
+	t.Cleanup(rateLimited.Close)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(2 * time.Second)
 	}))
-	defer slow.Close()
+	t.Cleanup(slow.Close)
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "<html>Bad gateway</html>", http.StatusBadGateway)
 	}))
-	defer down.Close()
+	t.Cleanup(down.Close)
 	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "https://elsewhere.example.test/wp-json/", http.StatusMovedPermanently)
 	}))
-	defer redirect.Close()
+	t.Cleanup(redirect.Close)
 	notWP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		w.Write([]byte("<html>a shop</html>"))
 	}))
-	defer notWP.Close()
+	t.Cleanup(notWP.Close)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -179,3 +179,37 @@ func (c *Client) DeleteUser(ctx context.Context, id, reassign int64) error {
 }
 
 func userRoute(id int64) string { return fmt.Sprintf("/wp/v2/users/%d", id) }
+
+// MaxLoginLength is the longest login WordPress accepts.
+const MaxLoginLength = 60
+
+// SanitizeLogin turns s (typically an email address) into a login WordPress
+// accepts: its REST API refuses any login that sanitize_user($login, true)
+// would change, which allows only ASCII letters, digits, space, "_", ".",
+// "-" and "@". Other characters (the "+" of plus-addressing, accents)
+// become "-", runs of white space one space, and the result is cut to
+// MaxLoginLength.
+func SanitizeLogin(s string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range strings.TrimSpace(s) {
+		switch {
+		case r == ' ' || r == '\t' || r == '\n' || r == '\r':
+			if !space {
+				b.WriteByte(' ')
+			}
+			space = true
+			continue
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '.', r == '-', r == '@':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+		space = false
+	}
+	out := b.String()
+	if len(out) > MaxLoginLength {
+		out = out[:MaxLoginLength]
+	}
+	return strings.TrimSpace(out)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func ctx(t *testing.T) context.Context {
 func newUser(t *testing.T, c *wordpress.Client) *wordpress.User {
 	t.Helper()
 	email := wordpresstest.UniqueEmail(t)
-	u, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: email, Email: email, Password: "pw-" + email, Roles: []string{"subscriber"}})
+	u, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: wordpress.SanitizeLogin(email), Email: email, Password: "pw-" + email, Roles: []string{"subscriber"}})
 	if err != nil {
 		t.Fatalf("create user: %v", err)
 	}
@@ -93,7 +94,7 @@ func TestVerifyWrongPassword(t *testing.T) {
 
 func TestVerifyWithoutCapabilities(t *testing.T) {
 	t.Parallel()
-	login := strings.Split(wordpresstest.UniqueEmail(t), "@")[0]
+	login := wordpress.SanitizeLogin(strings.Split(wordpresstest.UniqueEmail(t), "@")[0])
 	_, pass := site.CreateUserWithAppPassword(t, login, "subscriber")
 	c, err := wordpress.New(wordpress.Config{URL: site.URL, Username: login, AppPassword: pass})
 	if err != nil {
@@ -105,7 +106,7 @@ func TestVerifyWithoutCapabilities(t *testing.T) {
 	}
 	// A subscriber may not create users either: 403, final.
 	email := wordpresstest.UniqueEmail(t)
-	_, err = c.CreateUser(ctx(t), wordpress.NewUser{Username: email, Email: email, Password: "x-123456"})
+	_, err = c.CreateUser(ctx(t), wordpress.NewUser{Username: wordpress.SanitizeLogin(email), Email: email, Password: "x-123456"})
 	if !errors.Is(err, wordpress.ErrForbidden) || wordpress.Retryable(err) {
 		t.Fatalf("create as subscriber: err = %v, want final ErrForbidden", err)
 	}
@@ -115,7 +116,7 @@ func TestCreateAndFindUser(t *testing.T) {
 	t.Parallel()
 	c, _ := newClient(t)
 	email := wordpresstest.UniqueEmail(t)
-	login := "login-" + strings.Split(email, "@")[0]
+	login := wordpress.SanitizeLogin("login-" + strings.Split(email, "@")[0])
 	u, err := c.CreateUser(ctx(t), wordpress.NewUser{
 		Username: login, Email: email, Password: "s3cret-Pass!", Roles: []string{"customer"},
 		FirstName: "Ada", LastName: "Lovelace", Nickname: "ada", Name: "Ada L.",
@@ -151,16 +152,16 @@ func TestFindByEmailIsExact(t *testing.T) {
 	c, _ := newClient(t)
 	email := wordpresstest.UniqueEmail(t)
 	longer := "x" + email
-	if _, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: longer, Email: longer, Password: "pw-123456"}); err != nil {
+	if _, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: wordpress.SanitizeLogin(longer), Email: longer, Password: "pw-123456"}); err != nil {
 		t.Fatal(err)
 	}
 	if u, err := c.UserByEmail(ctx(t), email); !errors.Is(err, wordpress.ErrNotFound) {
 		t.Fatalf("UserByEmail(%s) = %+v, %v; want ErrNotFound (only %s exists)", email, u, err, longer)
 	}
-	if u, err := c.UserByLogin(ctx(t), email); !errors.Is(err, wordpress.ErrNotFound) {
+	if u, err := c.UserByLogin(ctx(t), wordpress.SanitizeLogin(email)); !errors.Is(err, wordpress.ErrNotFound) {
 		t.Fatalf("UserByLogin(%s) = %+v, %v; want ErrNotFound", email, u, err)
 	}
-	if _, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: email, Email: email, Password: "pw-123456"}); err != nil {
+	if _, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: wordpress.SanitizeLogin(email), Email: email, Password: "pw-123456"}); err != nil {
 		t.Fatal(err)
 	}
 	u, err := c.UserByEmail(ctx(t), email)
@@ -208,7 +209,7 @@ func TestTypedErrors(t *testing.T) {
 		retryable bool
 	}{
 		{"duplicate email on create (a 500)", func() error {
-			_, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: "other-" + fresh, Email: taken.Email, Password: "pw-123456"})
+			_, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: wordpress.SanitizeLogin("other-" + fresh), Email: taken.Email, Password: "pw-123456"})
 			return err
 		}, wordpress.ErrDuplicateEmail, false},
 		{"duplicate login", func() error {
@@ -216,7 +217,7 @@ func TestTypedErrors(t *testing.T) {
 			return err
 		}, wordpress.ErrDuplicateLogin, false},
 		{"unknown role", func() error {
-			_, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: "role-" + fresh, Email: "role-" + fresh, Password: "pw-123456", Roles: []string{"no_such_role"}})
+			_, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: wordpress.SanitizeLogin("role-" + fresh), Email: "role-" + fresh, Password: "pw-123456", Roles: []string{"no_such_role"}})
 			return err
 		}, wordpress.ErrInvalidRole, false},
 		{"email of another user on update", func() error {
@@ -304,14 +305,15 @@ func TestProtectedMetaRefused(t *testing.T) {
 	t.Parallel()
 	c, _ := newClient(t)
 	u := newUser(t, c)
-	for _, key := range []string{"wp_capabilities", "wp_user_level", "_secret", "session_tokens"} {
+	for i, key := range []string{"wp_capabilities", "wp_user_level", "_secret", "session_tokens"} {
 		t.Run(key, func(t *testing.T) {
-			_, err := c.SetMeta(ctx(t), u.ID, map[string]wordpress.MetaValue{key: "administrator", "hlbridge_ok_" + key: "x"})
+			good := fmt.Sprintf("hlbridge_ok_%d", i)
+			_, err := c.SetMeta(ctx(t), u.ID, map[string]wordpress.MetaValue{key: "administrator", good: "x"})
 			if !errors.Is(err, wordpress.ErrProtectedMeta) || wordpress.Retryable(err) {
 				t.Fatalf("SetMeta(%s): err = %v, want final ErrProtectedMeta", key, err)
 			}
-			got, err := c.Meta(ctx(t), u.ID, "hlbridge_ok_"+key)
-			if err != nil || got["hlbridge_ok_"+key] != nil {
+			got, err := c.Meta(ctx(t), u.ID, good)
+			if err != nil || got[good] != nil {
 				t.Errorf("a refused call wrote the other key: %v, %v", got, err)
 			}
 			if _, err := c.UsersByMeta(ctx(t), key, "x"); !errors.Is(err, wordpress.ErrProtectedMeta) {
@@ -341,6 +343,28 @@ func TestNewUserNotification(t *testing.T) {
 	}
 	if err := c.SendNewUserNotification(ctx(t), 987654321, wordpress.NotifyUser); !errors.Is(err, wordpress.ErrNotFound) {
 		t.Errorf("notify unknown user: err = %v, want ErrNotFound", err)
+	}
+}
+
+// A plus-addressed email is a valid email but not a valid login: WordPress
+// refuses it, and SanitizeLogin makes one it accepts.
+func TestLoginFromPlusAddress(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	email := wordpresstest.UniqueEmail(t)
+	if !strings.Contains(email, "+") {
+		t.Fatalf("UniqueEmail %q has no plus: the test proves nothing", email)
+	}
+	_, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: email, Email: email, Password: "pw-123456"})
+	if !errors.Is(err, wordpress.ErrInvalidUsername) || wordpress.Retryable(err) {
+		t.Fatalf("create with login %q: err = %v, want final ErrInvalidUsername", email, err)
+	}
+	u, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: wordpress.SanitizeLogin(email), Email: email, Password: "pw-123456"})
+	if err != nil {
+		t.Fatalf("create with sanitized login: %v", err)
+	}
+	if u.Username != wordpress.SanitizeLogin(email) || u.Email != email {
+		t.Errorf("user = %+v", u)
 	}
 }
 
