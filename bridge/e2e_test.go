@@ -93,7 +93,8 @@ func setup(t *testing.T, opts ...option) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := bridge.NewServer(bridge.ServerConfig{AccessKey: b.key}, syncer, bridge.Inline{Syncer: syncer}, logger)
+	srv, err := bridge.NewServer(bridge.ServerConfig{AccessKey: b.key},
+		bridge.ServerDeps{Syncer: syncer, Dispatcher: bridge.Inline{Syncer: syncer}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,8 +106,19 @@ func (f *fakeUsers) CreateUser(_ context.Context, nu wordpress.NewUser) (*wordpr
 		Description: nu.Description, URL: nu.URL, Capabilities: map[string]bool{}}
 	f.users = append(f.users, u)
 	f.meta[u.ID] = map[string]wordpress.MetaValue{}
+	f.applyMeta(u.ID, nu.Meta)
 	c := *u
 	return &c, nil
+}
+
+func (f *fakeUsers) applyMeta(id int64, values map[string]wordpress.MetaValue) {
+	for k, v := range values {
+		if v == nil {
+			delete(f.meta[id], k)
+		} else {
+			f.meta[id][k] = v
+		}
+	}
 }
 
 // passwordKind keeps generated passwords out of golden files while still
@@ -146,6 +157,7 @@ func (f *fakeUsers) UpdateUser(_ context.Context, id int64, up wordpress.UserUpd
 		if up.Roles != nil {
 			u.Roles = up.Roles
 		}
+		f.applyMeta(id, up.Meta)
 		c := *u
 		return &c, nil
 	}
@@ -166,13 +178,7 @@ func (f *fakeUsers) SetMeta(_ context.Context, id int64, values map[string]wordp
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record(fmt.Sprintf("SetMeta %d", id), values)
-	for k, v := range values {
-		if v == nil {
-			delete(f.meta[id], k)
-		} else {
-			f.meta[id][k] = v
-		}
-	}
+	f.applyMeta(id, values)
 	return values, nil
 }
 

@@ -94,6 +94,9 @@ func (s *Server) intake(c *gin.Context, actionName, actionParam string) {
 		return
 	}
 	wait, err := parseFlag(c.Query("sync"))
+	if _, given := c.GetQuery("sync"); !given {
+		wait = s.cfg.SyncByDefault
+	}
 	if err != nil {
 		fail(c, http.StatusBadRequest, "sync must be true or false")
 		return

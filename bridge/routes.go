@@ -24,4 +24,14 @@ func (s *Server) routes() {
 	// The same actions with the key in a header, out of URLs and logs.
 	e.GET("/hooks/highlevel/:action", s.handleHook)
 	e.POST("/hooks/highlevel/:action", s.handleHook)
+
+	// The operator's view of the queue, with Authorization: Bearer
+	// BRIDGE_ADMIN_TOKEN; absent when no token is configured.
+	if s.cfg.AdminToken != "" {
+		admin := e.Group("/admin", s.requireAdmin)
+		admin.GET("/events", s.handleListEvents)
+		admin.GET("/events/:id", s.handleGetEvent)
+		admin.POST("/events/:id/retry", s.handleRetryEvent)
+		admin.POST("/events/retry-failed", s.handleRetryFailed)
+	}
 }

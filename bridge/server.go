@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -17,36 +18,68 @@ type ServerConfig struct {
 	AccessKey string
 	// MaxBodyBytes bounds a webhook body; 1 MiB when zero.
 	MaxBodyBytes int64
+	// SyncByDefault makes webhooks without sync= wait for their outcome.
+	SyncByDefault bool
+	// AdminToken protects the admin API (Authorization: Bearer TOKEN);
+	// empty turns the admin API off.
+	AdminToken string
+}
+
+// ServerDeps are the parts the HTTP intake works with.
+type ServerDeps struct {
+	// Syncer decides what a request may ask for (roles, payload mode).
+	Syncer *Syncer
+	// Dispatcher carries requests out: the Queue, or Inline.
+	Dispatcher Dispatcher
+	// Events serves the admin API; nil turns it off.
+	Events EventStore
+	// Logger receives request and outcome lines; nil discards.
+	Logger *slog.Logger
+}
+
+// EventStore is what the admin API needs of the queue.
+type EventStore interface {
+	Events(ctx context.Context, f EventFilter) ([]Event, error)
+	Event(ctx context.Context, id int64) (*Event, error)
+	Retry(ctx context.Context, id int64) error
+	RetryFailed(ctx context.Context) ([]int64, error)
 }
 
 // Server is hlbridge's HTTP surface; see routes.go for the routes.
 type Server struct {
-	cfg      ServerConfig
-	keyHash  [32]byte
-	syncer   *Syncer
-	dispatch Dispatcher
-	logger   *slog.Logger
-	engine   *gin.Engine
+	cfg       ServerConfig
+	keyHash   [32]byte
+	adminHash [32]byte
+	syncer    *Syncer
+	dispatch  Dispatcher
+	events    EventStore
+	logger    *slog.Logger
+	engine    *gin.Engine
 }
 
-// NewServer returns the HTTP handler of the intake. syncer decides what a
-// request may ask for (roles, payload mode); dispatch carries it out.
-func NewServer(cfg ServerConfig, syncer *Syncer, dispatch Dispatcher, logger *slog.Logger) (*Server, error) {
+// NewServer returns the HTTP handler of hlbridge.
+func NewServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 	switch {
 	case cfg.AccessKey == "":
 		return nil, errors.New("bridge: access key is required")
-	case syncer == nil || dispatch == nil:
+	case deps.Syncer == nil || deps.Dispatcher == nil:
 		return nil, errors.New("bridge: syncer and dispatcher are required")
+	case cfg.AdminToken != "" && deps.Events == nil:
+		return nil, errors.New("bridge: the admin API needs the event store")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
+	logger := deps.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, keyHash: sha256.Sum256([]byte(cfg.AccessKey)), syncer: syncer,
-		dispatch: dispatch, logger: logger, engine: gin.New()}
+	s := &Server{cfg: cfg, keyHash: sha256.Sum256([]byte(cfg.AccessKey)), syncer: deps.Syncer,
+		dispatch: deps.Dispatcher, events: deps.Events, logger: logger, engine: gin.New()}
+	if cfg.AdminToken != "" {
+		s.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
+	}
 	s.routes()
 	return s, nil
 }
@@ -56,7 +89,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.Se
 
 // keyMatches compares a presented access key with the configured one in
 // constant time (hashing first, so not even the length leaks).
-func (s *Server) keyMatches(presented string) bool {
+func (s *Server) keyMatches(presented string) bool { return secretMatches(presented, s.keyHash) }
+
+// secretMatches compares presented with a secret's hash in constant time.
+func secretMatches(presented string, want [32]byte) bool {
 	h := sha256.Sum256([]byte(presented))
-	return presented != "" && subtle.ConstantTimeCompare(h[:], s.keyHash[:]) == 1
+	return presented != "" && subtle.ConstantTimeCompare(h[:], want[:]) == 1
 }

@@ -188,11 +188,23 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 	if role == "" {
 		role = s.cfg.DefaultRole
 	}
+	meta := fields.meta
+	meta[s.cfg.ContactIDMetaKey] = c.ID
+	meta[s.cfg.TagsMetaKey] = tagList(c)
+	changed := append(sortedKeys(fields.core), sortedKeys(meta)...)
+	if req.SendNotification {
+		meta[pendingNotificationKey] = "1"
+	}
+	if generated && s.cfg.ReturnPasswordField != "" {
+		meta[pendingPasswordKey] = "1"
+	}
+	// One request creates the user with its meta: no user is ever left
+	// without its contact link.
 	nu := wordpress.NewUser{
 		Username: login, Email: c.Email, Password: password, Roles: []string{role},
 		FirstName: fields.core["first_name"], LastName: fields.core["last_name"],
 		Nickname: fields.core["nickname"], Name: fields.core["display_name"],
-		Description: fields.core["description"], URL: fields.core["url"],
+		Description: fields.core["description"], URL: fields.core["url"], Meta: meta,
 	}
 	var u *wordpress.User
 	for try := 0; ; try++ {
@@ -217,21 +229,7 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 		nu.Username = login + "-" + strconv.Itoa(1000+rand.IntN(9000))
 	}
 	s.logger.InfoContext(ctx, "created user", slog.String("contact_id", c.ID), slog.Int64("user_id", u.ID))
-
-	meta := fields.meta
-	meta[s.cfg.ContactIDMetaKey] = c.ID
-	meta[s.cfg.TagsMetaKey] = tagList(c)
-	res := Result{UserID: u.ID, Created: true, Changed: append(sortedKeys(fields.core), sortedKeys(meta)...)}
-	if req.SendNotification {
-		meta[pendingNotificationKey] = "1"
-	}
-	returning := generated && s.cfg.ReturnPasswordField != ""
-	if returning {
-		meta[pendingPasswordKey] = "1"
-	}
-	if _, err := s.users.SetMeta(ctx, u.ID, meta); err != nil {
-		return res, fmt.Errorf("write meta of new user %d: %w", u.ID, err)
-	}
+	res := Result{UserID: u.ID, Created: true, Changed: changed}
 	return s.finishPending(ctx, c, u.ID, meta, res, password)
 }
 
@@ -246,6 +244,8 @@ func (s *Syncer) createError(c *highlevel.Contact, err error) error {
 		return refuse("WordPress refused the login of contact %s: %v", c.ID, err)
 	case errors.Is(err, wordpress.ErrDuplicateLogin):
 		return refuse("the login of contact %s is taken by another user", c.ID)
+	case errors.Is(err, wordpress.ErrProtectedMeta):
+		return refuse("WordPress refused a meta key of the field map: %v", err)
 	}
 	return fmt.Errorf("create user for contact %s: %w", c.ID, err)
 }
@@ -325,21 +325,9 @@ func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, 
 	}
 
 	want := map[string]wordpress.MetaValue{s.cfg.ContactIDMetaKey: c.ID, s.cfg.TagsMetaKey: tagList(c)}
+	var up wordpress.UserUpdate
 	if req.Action != ActionUpdateTags {
-		up := s.userUpdate(req, c, u, fields.core)
-		if !up.Empty() {
-			updated, err := s.users.UpdateUser(ctx, u.ID, up)
-			if errors.Is(err, wordpress.ErrInvalidEmail) {
-				return res, refuse("WordPress refused the email of contact %s for user %d (another user may have it)", c.ID, u.ID)
-			}
-			if errors.Is(err, wordpress.ErrInvalidRole) {
-				return res, refuse("WordPress refused the role: %v", err)
-			}
-			if err != nil {
-				return res, fmt.Errorf("update user %d: %w", u.ID, err)
-			}
-			res.Changed = append(res.Changed, changedFields(u, updated)...)
-		}
+		up = s.userUpdate(req, c, u, fields.core)
 		for k, v := range fields.meta {
 			want[k] = v
 		}
@@ -350,11 +338,32 @@ func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, 
 			changes[k] = v
 		}
 	}
-	if len(changes) > 0 {
+	switch {
+	case !up.Empty():
+		// Fields and meta in one request.
+		if len(changes) > 0 {
+			up.Meta = changes
+		}
+		updated, err := s.users.UpdateUser(ctx, u.ID, up)
+		switch {
+		case errors.Is(err, wordpress.ErrInvalidEmail):
+			return res, refuse("WordPress refused the email of contact %s for user %d (another user may have it)", c.ID, u.ID)
+		case errors.Is(err, wordpress.ErrInvalidRole):
+			return res, refuse("WordPress refused the role: %v", err)
+		case errors.Is(err, wordpress.ErrProtectedMeta):
+			return res, refuse("WordPress refused a meta key of the field map: %v", err)
+		case err != nil:
+			return res, fmt.Errorf("update user %d: %w", u.ID, err)
+		}
+		res.Changed = append(changedFields(u, updated), sortedKeys(changes)...)
+	case len(changes) > 0:
 		if _, err := s.users.SetMeta(ctx, u.ID, changes); err != nil {
+			if errors.Is(err, wordpress.ErrProtectedMeta) {
+				return res, refuse("WordPress refused a meta key of the field map: %v", err)
+			}
 			return res, fmt.Errorf("write meta of user %d: %w", u.ID, err)
 		}
-		res.Changed = append(res.Changed, sortedKeys(changes)...)
+		res.Changed = sortedKeys(changes)
 	}
 	if current[pendingNotificationKey] != nil || current[pendingPasswordKey] != nil {
 		return s.finishPending(ctx, c, u.ID, current, res, "")

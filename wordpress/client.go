@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Transport replaces the HTTP transport, for tests; nil uses the default.
 	Transport http.RoundTripper
+	// MaxConcurrent caps the requests in flight at once from this client,
+	// so a storm of webhooks never floods the site; 0 means no cap.
+	MaxConcurrent int
 }
 
 // Client calls one WordPress site's REST API. It is safe for concurrent use.
@@ -47,6 +51,7 @@ type Client struct {
 	base   string
 	user   string
 	logger *slog.Logger
+	slots  chan struct{} // nil: no cap on concurrent requests
 
 	mu     sync.Mutex
 	routes routeStyle // how this site serves REST routes, found on first use
@@ -99,7 +104,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Transport != nil {
 		rest.SetTransport(cfg.Transport)
 	}
+	var slots chan struct{}
+	if cfg.MaxConcurrent > 0 {
+		slots = make(chan struct{}, cfg.MaxConcurrent)
+	}
 	return &Client{
+		slots:  slots,
 		rest:   rest,
 		base:   strings.TrimRight(u.String(), "/"),
 		user:   cfg.Username,
@@ -128,6 +138,14 @@ func (c *Client) do(ctx context.Context, cl call) (http.Header, error) {
 }
 
 func (c *Client) send(ctx context.Context, style routeStyle, cl call) (http.Header, error) {
+	if c.slots != nil {
+		select {
+		case c.slots <- struct{}{}:
+			defer func() { <-c.slots }()
+		case <-ctx.Done():
+			return nil, &Error{Op: cl.op, Err: ctx.Err()}
+		}
+	}
 	req := c.rest.R().SetContext(ctx)
 	query := url.Values{}
 	for k, v := range cl.query {
@@ -204,7 +222,10 @@ type wpError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Data    struct {
-		Params map[string]any `json:"params"`
+		Params  map[string]any `json:"params"`
+		Details map[string]struct {
+			Code string `json:"code"`
+		} `json:"details"`
 	} `json:"data"`
 }
 
@@ -223,8 +244,17 @@ func responseError(op string, resp *resty.Response) error {
 	if isJSON(resp.Header()) && json.Unmarshal(resp.Body(), &body) == nil && body.Code != "" {
 		e.Code = body.Code
 		e.Message = strings.TrimSpace(html.UnescapeString(tags.ReplaceAllString(body.Message, "")))
-		for p := range body.Data.Params {
+		for p, msg := range body.Data.Params {
 			e.Params = append(e.Params, p)
+			if m, ok := msg.(string); ok && m != "" {
+				e.Message += " (" + p + ": " + strings.TrimSpace(tags.ReplaceAllString(m, "")) + ")"
+			}
+		}
+		slices.Sort(e.Params)
+		for _, d := range body.Data.Details {
+			if d.Code != "" {
+				e.DetailCodes = append(e.DetailCodes, d.Code)
+			}
 		}
 		return e
 	}

@@ -32,6 +32,27 @@ func (c *Client) Companion(ctx context.Context) (*CompanionStatus, error) {
 	return &st, nil
 }
 
+// MinCompanionVersion is the oldest companion plugin this client works with.
+const MinCompanionVersion = "1.1.0"
+
+// versionLess compares dotted version numbers: "1.9.0" < "1.10.0".
+func versionLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(as), len(bs)) {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}
+
 // RequiredCapabilities are what the bridge's WordPress user must be able to
 // do: find users by email, create them, edit them and set their roles.
 var RequiredCapabilities = []string{"list_users", "create_users", "edit_users", "promote_users"}
@@ -61,7 +82,14 @@ func (c *Client) Verify(ctx context.Context) (*CompanionStatus, error) {
 	if errors.Is(err, ErrCompanionMissing) {
 		return nil, fmt.Errorf("wordpress: install wordpress/companion/hlbridge-companion.php in wp-content/mu-plugins: %w", err)
 	}
-	return st, err
+	if err != nil {
+		return nil, err
+	}
+	if versionLess(st.Version, MinCompanionVersion) {
+		return nil, fmt.Errorf("wordpress: the site's hlbridge companion plugin is version %s; replace it with wordpress/companion/hlbridge-companion.php (version %s or later): %w",
+			st.Version, MinCompanionVersion, ErrCompanionMissing)
+	}
+	return st, nil
 }
 
 // MetaValue is one user meta value as the companion plugin reads and
@@ -95,12 +123,8 @@ func (c *Client) Meta(ctx context.Context, id int64, keys ...string) (map[string
 // any, so a refused key writes nothing. It returns the values as stored.
 func (c *Client) SetMeta(ctx context.Context, id int64, values map[string]MetaValue) (map[string]MetaValue, error) {
 	op := "write meta of user " + strconv.FormatInt(id, 10)
-	for k, v := range values {
-		switch v.(type) {
-		case nil, string, []string:
-		default:
-			return nil, &Error{Op: op, Err: fmt.Errorf("meta %q: value must be a string, a list of strings or nil, not %T", k, v)}
-		}
+	if err := checkMetaValues(op, values); err != nil {
+		return nil, err
 	}
 	if len(values) == 0 {
 		return map[string]MetaValue{}, nil
@@ -111,6 +135,19 @@ func (c *Client) SetMeta(ctx context.Context, id int64, values map[string]MetaVa
 		return nil, err
 	}
 	return decodeMeta(op, out.Meta)
+}
+
+// checkMetaValues refuses, before anything is sent, a value the companion
+// would not store.
+func checkMetaValues(op string, values map[string]MetaValue) error {
+	for k, v := range values {
+		switch v.(type) {
+		case nil, string, []string:
+		default:
+			return &Error{Op: op, Err: fmt.Errorf("meta %q: value must be a string, a list of strings or nil, not %T", k, v)}
+		}
+	}
+	return nil
 }
 
 func decodeMeta(op string, raw map[string]json.RawMessage) (map[string]MetaValue, error) {

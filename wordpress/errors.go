@@ -48,13 +48,16 @@ var (
 // (Status and Code set, from WordPress's {"code","message","data"} body) or a
 // transport failure (Err set, Status 0). It never holds a credential.
 type Error struct {
-	Op         string        // what the client was doing, e.g. "create user"
-	Status     int           // HTTP status, 0 for a transport failure
-	Code       string        // WordPress error code, e.g. "existing_user_email"
-	Message    string        // WordPress's message, HTML stripped
-	Params     []string      // for rest_invalid_param: the parameters refused
-	RetryAfter time.Duration // from a Retry-After header, 0 when absent
-	Err        error         // transport failure or decoding error
+	Op      string   // what the client was doing, e.g. "create user"
+	Status  int      // HTTP status, 0 for a transport failure
+	Code    string   // WordPress error code, e.g. "existing_user_email"
+	Message string   // WordPress's message, HTML stripped
+	Params  []string // for rest_invalid_param: the parameters refused
+	// DetailCodes are the error codes behind a rest_invalid_param, e.g.
+	// the companion's hlbridge_protected_meta_key for hlbridge_meta.
+	DetailCodes []string
+	RetryAfter  time.Duration // from a Retry-After header, 0 when absent
+	Err         error         // transport failure or decoding error
 }
 
 func (e *Error) Error() string {
@@ -97,7 +100,7 @@ func (e *Error) Is(target error) bool {
 	case ErrForbidden:
 		return e.Status == http.StatusForbidden
 	case ErrProtectedMeta:
-		return e.Code == "hlbridge_protected_meta_key"
+		return e.Code == "hlbridge_protected_meta_key" || slices.Contains(e.DetailCodes, "hlbridge_protected_meta_key")
 	}
 	return false
 }

@@ -47,6 +47,10 @@ type NewUser struct {
 	Name        string   `json:"name,omitempty"`
 	Description string   `json:"description,omitempty"`
 	URL         string   `json:"url,omitempty"`
+	// Meta is user meta written in the same request (through the companion
+	// plugin's hlbridge_meta field), with the values SetMeta takes. A
+	// refused key refuses the whole request: no user is created.
+	Meta map[string]MetaValue `json:"hlbridge_meta,omitempty"`
 }
 
 // UserUpdate is what UpdateUser sends: a nil field is left as it is, a
@@ -62,12 +66,14 @@ type UserUpdate struct {
 	Name        *string  `json:"name,omitempty"`
 	Description *string  `json:"description,omitempty"`
 	URL         *string  `json:"url,omitempty"`
+	// Meta is user meta written in the same request, as in NewUser.
+	Meta map[string]MetaValue `json:"hlbridge_meta,omitempty"`
 }
 
 // Empty reports whether the update would change nothing.
 func (u UserUpdate) Empty() bool {
 	return u.Email == nil && u.Password == nil && u.Roles == nil && u.FirstName == nil &&
-		u.LastName == nil && u.Nickname == nil && u.Name == nil && u.Description == nil && u.URL == nil
+		u.LastName == nil && u.Nickname == nil && u.Name == nil && u.Description == nil && u.URL == nil && len(u.Meta) == 0
 }
 
 var editContext = url.Values{"context": {"edit"}}
@@ -149,6 +155,9 @@ func (c *Client) findOne(ctx context.Context, op, search string, match func(*Use
 // ErrInvalidRole. Creating a user through REST sends no email; see
 // SendNewUserNotification.
 func (c *Client) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
+	if err := checkMetaValues("create user", nu.Meta); err != nil {
+		return nil, err
+	}
 	var u User
 	if _, err := c.do(ctx, call{op: "create user", method: http.MethodPost, route: "/wp/v2/users",
 		query: editContext, body: nu, out: &u}); err != nil {
@@ -161,6 +170,9 @@ func (c *Client) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 func (c *Client) UpdateUser(ctx context.Context, id int64, up UserUpdate) (*User, error) {
 	if up.Roles != nil && len(up.Roles) == 0 {
 		return nil, &Error{Op: "update user", Err: errors.New("roles must not be an empty set")}
+	}
+	if err := checkMetaValues("update user", up.Meta); err != nil {
+		return nil, err
 	}
 	var u User
 	if _, err := c.do(ctx, call{op: "update user " + strconv.FormatInt(id, 10), method: http.MethodPost,

@@ -383,3 +383,39 @@ func TestDeleteUser(t *testing.T) {
 		t.Fatalf("deleted user still found: %v", err)
 	}
 }
+
+// The companion's hlbridge_meta field makes a user and its meta one request;
+// a refused key refuses the whole request, so no user is left half made.
+func TestCreateAndUpdateWithMeta(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	email := wordpresstest.UniqueEmail(t)
+	_, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: wordpress.SanitizeLogin(email), Email: email, Password: "pw-123456",
+		Meta: map[string]wordpress.MetaValue{"highlevel_contact_id": "x", "wp_capabilities": "a:1:{s:13:\"administrator\";b:1;}"}})
+	if !errors.Is(err, wordpress.ErrProtectedMeta) {
+		t.Fatalf("create with a protected meta key: err = %v, want ErrProtectedMeta", err)
+	}
+	if _, err := c.UserByEmail(ctx(t), email); !errors.Is(err, wordpress.ErrNotFound) {
+		t.Fatalf("a refused create left a user: %v", err)
+	}
+	u, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: wordpress.SanitizeLogin(email), Email: email, Password: "pw-123456",
+		Meta: map[string]wordpress.MetaValue{"highlevel_contact_id": "ctMeta1", "highlevel_tags": []string{"a", "b"}}})
+	if err != nil {
+		t.Fatalf("create with meta: %v", err)
+	}
+	if raw := site.UserMetaRaw(t, u.ID, "highlevel_tags"); raw != `a:2:{i:0;s:1:"a";i:1;s:1:"b";}` {
+		t.Errorf("raw tags = %q", raw)
+	}
+	up, err := c.UpdateUser(ctx(t), u.ID, wordpress.UserUpdate{FirstName: new("Meta"),
+		Meta: map[string]wordpress.MetaValue{"highlevel_tags": []string{"c"}, "highlevel_contact_id": nil}})
+	if err != nil || up.FirstName != "Meta" {
+		t.Fatalf("update with meta: %+v, %v", up, err)
+	}
+	got, err := c.Meta(ctx(t), u.ID, "highlevel_tags", "highlevel_contact_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tags, _ := got["highlevel_tags"].([]string); len(tags) != 1 || tags[0] != "c" || got["highlevel_contact_id"] != nil {
+		t.Errorf("meta after update = %v", got)
+	}
+}

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/sethvargo/go-envconfig"
 
@@ -37,6 +40,17 @@ type config struct {
 	TagsMetaKey         string   `env:"BRIDGE_TAGS_META_KEY, default=highlevel_tags"`
 	ContactIDMetaKey    string   `env:"BRIDGE_CONTACT_ID_META_KEY, default=highlevel_contact_id"`
 	LogLevel            string   `env:"BRIDGE_LOG_LEVEL, default=info"`
+
+	AdminToken           string        `env:"BRIDGE_ADMIN_TOKEN"`
+	WordPressConcurrency int           `env:"BRIDGE_WORDPRESS_CONCURRENCY, default=4"`
+	HighLevelBudget      int           `env:"HIGHLEVEL_REQUESTS_PER_10S, default=90"`
+	SyncByDefault        bool          `env:"BRIDGE_SYNC_DEFAULT, default=false"`
+	SyncWait             time.Duration `env:"BRIDGE_SYNC_WAIT, default=10s"`
+	JobTimeout           time.Duration `env:"BRIDGE_JOB_TIMEOUT, default=2m"`
+	MaxAttempts          int           `env:"BRIDGE_MAX_ATTEMPTS, default=60"`
+	RetryBase            time.Duration `env:"BRIDGE_RETRY_BASE, default=2s"`
+	DedupeWindow         time.Duration `env:"BRIDGE_DEDUPE_WINDOW, default=10m"`
+	ShutdownTimeout      time.Duration `env:"BRIDGE_SHUTDOWN_TIMEOUT, default=30s"`
 
 	fieldMap []bridge.Mapping
 }
@@ -101,6 +115,28 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 	if cfg.TagsMetaKey == cfg.ContactIDMetaKey {
 		bad("BRIDGE_TAGS_META_KEY", "must differ from BRIDGE_CONTACT_ID_META_KEY")
 	}
+	if cfg.AdminToken != "" && len(cfg.AdminToken) < 16 {
+		bad("BRIDGE_ADMIN_TOKEN", "is too short: use at least 16 random characters")
+	}
+	if cfg.WordPressConcurrency < 1 || cfg.WordPressConcurrency > 64 {
+		bad("BRIDGE_WORDPRESS_CONCURRENCY", "must be from 1 to 64")
+	}
+	if cfg.HighLevelBudget < 1 || cfg.HighLevelBudget > 100 {
+		bad("HIGHLEVEL_REQUESTS_PER_10S", "must be from 1 to 100 (HighLevel allows 100 requests per 10 seconds)")
+	}
+	positive := map[string]time.Duration{"BRIDGE_SYNC_WAIT": cfg.SyncWait, "BRIDGE_JOB_TIMEOUT": cfg.JobTimeout,
+		"BRIDGE_RETRY_BASE": cfg.RetryBase, "BRIDGE_DEDUPE_WINDOW": cfg.DedupeWindow, "BRIDGE_SHUTDOWN_TIMEOUT": cfg.ShutdownTimeout}
+	for _, name := range slices.Sorted(maps.Keys(positive)) {
+		if positive[name] <= 0 {
+			bad(name, "must be a positive duration such as 30s")
+		}
+	}
+	if cfg.MaxAttempts < 1 {
+		bad("BRIDGE_MAX_ATTEMPTS", "must be at least 1")
+	}
+	if strings.TrimSpace(cfg.Database) == "" {
+		bad("BRIDGE_DATABASE", "must be a SQLite file path or a postgres:// URL")
+	}
 	if _, err := parseLevel(cfg.LogLevel); err != nil {
 		bad("BRIDGE_LOG_LEVEL", "must be debug, info, warn or error")
 	}
@@ -109,5 +145,6 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 
 // highLevelConfig is the HighLevel client's configuration.
 func (c *config) highLevelConfig() highlevel.Config {
-	return highlevel.Config{BaseURL: c.HighLevelAPIURL, Token: c.HighLevelToken, LocationID: c.HighLevelLocationID}
+	return highlevel.Config{BaseURL: c.HighLevelAPIURL, Token: c.HighLevelToken, LocationID: c.HighLevelLocationID,
+		RequestsPer10s: c.HighLevelBudget}
 }

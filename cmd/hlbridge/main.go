@@ -1,7 +1,11 @@
 // Command hlbridge keeps a WordPress site's users in step with HighLevel:
-// it takes HighLevel's webhooks (WP Fusion's URLs included) and creates and
-// updates WordPress users through the REST API. It is configured only by
-// environment variables; see the README.
+// it takes HighLevel's webhooks (WP Fusion's URLs included), keeps each one
+// in a durable queue, and creates and updates WordPress users through the
+// REST API. It is configured only by environment variables; see the README.
+//
+//	hlbridge                                   serve (the default)
+//	hlbridge events list [--failed] [--limit N] [--json]
+//	hlbridge events retry ID... | --failed
 package main
 
 import (
@@ -31,17 +35,43 @@ func main() {
 	}
 }
 
-// run starts hlbridge and serves until ctx is cancelled.
+// run is hlbridge with its surroundings passed in: it serves until ctx is
+// cancelled, or runs the operator command that args name.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 1 {
+		switch args[1] {
+		case "events":
+			return runEvents(ctx, args[2:], getenv, stdout)
+		case "serve":
+		case "-h", "--help", "help":
+			fmt.Fprint(stdout, usage)
+			return nil
+		default:
+			return fmt.Errorf("unknown command %q\n%s", args[1], usage)
+		}
+	}
 	cfg, err := loadConfig(ctx, getenv)
 	if err != nil {
 		return err
 	}
 	level, _ := parseLevel(cfg.LogLevel)
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return serve(ctx, cfg, logger)
+}
 
+const usage = `usage:
+  hlbridge [serve]                                     run the bridge
+  hlbridge events list [--failed] [--limit N] [--json] list stored webhooks, newest first
+  hlbridge events retry ID... | --failed               queue failed webhooks again
+Configuration is read from the environment; see the README.
+`
+
+// serve wires the bridge together and runs it until ctx ends, then shuts
+// down in order: intake first, then the workers (bounded), then the store.
+func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	wp, err := wordpress.New(wordpress.Config{URL: cfg.WordPressURL, Username: cfg.WordPressUsername,
-		AppPassword: cfg.WordPressAppPassword, Logger: logger.With(slog.String("component", "wordpress"))})
+		AppPassword: cfg.WordPressAppPassword, MaxConcurrent: cfg.WordPressConcurrency,
+		Logger: logger.With(slog.String("component", "wordpress"))})
 	if err != nil {
 		return err
 	}
@@ -51,12 +81,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("check WordPress at %s: %w", cfg.WordPressURL, err)
 	}
-	logger.Info("WordPress ready", slog.String("url", cfg.WordPressURL), slog.String("wordpress", companion.WordPress),
-		slog.String("companion", companion.Version))
+	logger.Info("WordPress ready", slog.String("url", cfg.WordPressURL),
+		slog.String("wordpress", companion.WordPress), slog.String("companion", companion.Version))
 
 	var contacts bridge.Contacts // nil: payload mode
 	if cfg.HighLevelToken != "" {
-		hl, err := highlevel.New(cfg.highLevelConfig())
+		hc := cfg.highLevelConfig()
+		hc.Logger = logger
+		hl, err := highlevel.New(hc)
 		if err != nil {
 			return err
 		}
@@ -73,32 +105,51 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	srv, err := bridge.NewServer(bridge.ServerConfig{AccessKey: cfg.AccessKey}, syncer, bridge.Inline{Syncer: syncer}, logger)
+
+	store, err := bridge.OpenStore(ctx, cfg.Database)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg.Addr, srv, logger)
-}
+	defer store.Close()
+	queue, err := bridge.NewQueue(store, syncer, bridge.QueueConfig{
+		Workers: cfg.WordPressConcurrency, JobTimeout: cfg.JobTimeout, MaxAttempts: cfg.MaxAttempts,
+		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, SyncWait: cfg.SyncWait, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	if err := queue.Start(ctx); err != nil {
+		return fmt.Errorf("start queue: %w", err)
+	}
+	srv, err := bridge.NewServer(
+		bridge.ServerConfig{AccessKey: cfg.AccessKey, SyncByDefault: cfg.SyncByDefault, AdminToken: cfg.AdminToken},
+		bridge.ServerDeps{Syncer: syncer, Dispatcher: queue, Events: queue, Logger: logger})
+	if err != nil {
+		return err
+	}
 
-// serve runs the HTTP server until ctx ends, then drains it.
-func serve(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) error {
-	hs := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	hs := &http.Server{Addr: cfg.Addr, Handler: srv, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: cfg.SyncWait + 30*time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
-	logger.Info("listening", slog.String("addr", addr))
+	logger.Info("listening", slog.String("addr", cfg.Addr), slog.Bool("payload_mode", syncer.PayloadMode()))
+	var serveErr error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		serveErr = fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	case <-ctx.Done():
+		logger.Info("shutting down")
 	}
-	logger.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shut down: %w", err)
+		logger.Warn("HTTP shutdown", slog.String("error", err.Error()))
 	}
-	return nil
+	if err := queue.Stop(shutCtx); err != nil {
+		logger.Warn("queue shutdown", slog.String("error", err.Error()))
+	}
+	logger.Info("stopped")
+	return serveErr
 }
 
 // parseLevel reads BRIDGE_LOG_LEVEL.

@@ -1,0 +1,40 @@
+package bridge
+
+// actionRank orders actions by how much they do: add absorbs update
+// absorbs update_tags, so merged webhooks run the widest one once.
+func actionRank(a Action) int {
+	switch a {
+	case ActionAdd:
+		return 3
+	case ActionUpdate:
+		return 2
+	case ActionUpdateTags:
+		return 1
+	}
+	return 0
+}
+
+// Merge folds a later request for the same contact into an earlier one, so
+// that a burst of webhooks costs one sync: the widest action wins, a
+// welcome notification asked for by any of them is kept, and the latest
+// role and payload win (the sync reads the contact's current state anyway).
+func Merge(earlier, later *Request) *Request {
+	switch {
+	case earlier == nil:
+		return later
+	case later == nil:
+		return earlier
+	}
+	m := *earlier
+	if actionRank(later.Action) > actionRank(m.Action) {
+		m.Action = later.Action
+	}
+	m.SendNotification = m.SendNotification || later.SendNotification
+	if later.Role != "" {
+		m.Role = later.Role
+	}
+	if later.Contact != nil {
+		m.Contact = later.Contact
+	}
+	return &m
+}

@@ -1,0 +1,343 @@
+package bridge
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// QueueConfig tunes the durable queue. Zero values take the defaults.
+type QueueConfig struct {
+	// Workers is how many contacts are synced at once by this process, and
+	// so how many requests it sends WordPress at once. Default 4.
+	Workers int
+	// JobTimeout bounds one sync. Default 2 minutes.
+	JobTimeout time.Duration
+	// RescueAfter is how long a sync may look running before another
+	// worker takes it over (its process died). Default JobTimeout + 1 minute.
+	RescueAfter time.Duration
+	// MaxAttempts bounds the retries of a sync that keeps failing for a
+	// retryable reason. With the default RetryBase, the default of 60 keeps
+	// trying for about 25 hours.
+	MaxAttempts int
+	// RetryBase is the first retry's delay; each retry doubles it, up to
+	// 30 minutes, with ±25% jitter. Default 2 seconds.
+	RetryBase time.Duration
+	// DedupeWindow is how long a repeated delivery (same query and body)
+	// is recognised as HighLevel's retry. Default 10 minutes.
+	DedupeWindow time.Duration
+	// SyncWait bounds how long a sync=true webhook waits for its outcome
+	// before it is answered 202. Default 10 seconds.
+	SyncWait time.Duration
+	// PollInterval is how often idle workers look for new jobs when the
+	// database cannot notify them. Default 200 ms.
+	PollInterval time.Duration
+	// Logger receives the queue's and River's log; nil discards.
+	Logger *slog.Logger
+}
+
+func (c *QueueConfig) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.JobTimeout <= 0 {
+		c.JobTimeout = 2 * time.Minute
+	}
+	if c.RescueAfter <= c.JobTimeout {
+		c.RescueAfter = c.JobTimeout + time.Minute
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 60
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 2 * time.Second
+	}
+	if c.DedupeWindow <= 0 {
+		c.DedupeWindow = 10 * time.Minute
+	}
+	if c.SyncWait <= 0 {
+		c.SyncWait = 10 * time.Second
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 200 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// syncContactArgs is the River job that syncs one contact. Its uniqueness
+// over every state but the final ones means at most one job per contact
+// exists at a time, in every process sharing the store: two webhooks for a
+// contact can never run at once. What a job applies is not in its args but
+// in the contact's row, where waiting webhooks coalesce.
+type syncContactArgs struct {
+	ContactID string `json:"contact_id"`
+}
+
+func (syncContactArgs) Kind() string { return "hlbridge_sync_contact" }
+
+func (syncContactArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+		rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+	}}}
+}
+
+// Queue is the durable Dispatcher: it commits each webhook to the store
+// before the intake answers, and syncs contacts in River workers, with
+// retries, coalescing and one sync per contact at a time.
+type Queue struct {
+	cfg      QueueConfig
+	store    *Store
+	syncer   *Syncer
+	client   *river.Client[*sql.Tx]
+	complete func(ctx context.Context, tx *sql.Tx, job *river.Job[syncContactArgs]) error
+	waiters  waiters
+}
+
+// NewQueue returns a queue on store. With a nil syncer it only inserts
+// (for the operator's commands) and must not be started.
+func NewQueue(store *Store, syncer *Syncer, cfg QueueConfig) (*Queue, error) {
+	if store == nil {
+		return nil, errors.New("bridge: queue needs a store")
+	}
+	cfg.defaults()
+	q := &Queue{cfg: cfg, store: store, syncer: syncer}
+	rc := &river.Config{
+		Logger:                      cfg.Logger.With(slog.String("component", "river")),
+		JobTimeout:                  cfg.JobTimeout,
+		RescueStuckJobsAfter:        cfg.RescueAfter,
+		MaxAttempts:                 cfg.MaxAttempts,
+		RetryPolicy:                 backoff{base: cfg.RetryBase},
+		FetchPollInterval:           cfg.PollInterval,
+		FetchCooldown:               min(cfg.PollInterval, 50*time.Millisecond),
+		CompletedJobRetentionPeriod: time.Hour,
+	}
+	if syncer != nil {
+		workers := river.NewWorkers()
+		river.AddWorker(workers, &syncWorker{q: q})
+		rc.Workers = workers
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
+	}
+	var err error
+	if store.postgres {
+		q.complete = func(ctx context.Context, tx *sql.Tx, job *river.Job[syncContactArgs]) error {
+			_, err := river.JobCompleteTx[*riverdatabasesql.Driver](ctx, tx, job)
+			return err
+		}
+		rc.PollOnly = true // database/sql cannot LISTEN
+	} else {
+		q.complete = func(ctx context.Context, tx *sql.Tx, job *river.Job[syncContactArgs]) error {
+			_, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
+			return err
+		}
+	}
+	if q.client, err = river.NewClient(store.driver, rc); err != nil {
+		return nil, fmt.Errorf("bridge: queue: %w", err)
+	}
+	return q, nil
+}
+
+// Start starts the workers.
+func (q *Queue) Start(ctx context.Context) error { return q.client.Start(ctx) }
+
+// Stop lets running syncs finish until ctx ends, then cancels them; a
+// cancelled sync stays queued and runs again after the next start.
+func (q *Queue) Stop(ctx context.Context) error {
+	err := q.client.Stop(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return q.client.StopAndCancel(cctx)
+	}
+	return err
+}
+
+// Dispatch commits req durably and queues its contact's sync. A repeated
+// delivery within the dedupe window is acknowledged as a duplicate. With
+// d.Wait it then waits, at most SyncWait, for the outcome.
+func (q *Queue) Dispatch(ctx context.Context, req Request, d Delivery) (Outcome, error) {
+	id, dup, wait, err := q.accept(ctx, req, d)
+	if err != nil || dup {
+		return Outcome{EventID: id, Duplicate: dup}, err
+	}
+	if wait == nil {
+		return Outcome{EventID: id}, nil
+	}
+	defer q.waiters.forget(id, wait)
+	timer := time.NewTimer(q.cfg.SyncWait)
+	defer timer.Stop()
+	poll := time.NewTicker(250 * time.Millisecond) // another process may run it
+	defer poll.Stop()
+	for {
+		select {
+		case <-wait:
+		case <-poll.C:
+		case <-timer.C:
+			return Outcome{EventID: id}, nil
+		case <-ctx.Done():
+			return Outcome{EventID: id}, nil
+		}
+		if ev, err := q.Event(ctx, id); err == nil && ev.Status != StatusQueued {
+			return ev.outcome(), nil
+		}
+	}
+}
+
+// accept is the intake's transaction.
+func (q *Queue) accept(ctx context.Context, req Request, d Delivery) (id int64, dup bool, wait chan struct{}, err error) {
+	s := q.store
+	now := time.Now().UnixMilli()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, false, nil, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if d.Fingerprint != "" {
+		var expires int64
+		err := tx.QueryRowContext(ctx, s.q(`SELECT event_id, expires_at FROM hlbridge_delivery WHERE fingerprint = ?`), d.Fingerprint).Scan(&id, &expires)
+		switch {
+		case err == nil && expires > now:
+			return id, true, nil, nil
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return 0, false, nil, fmt.Errorf("look up delivery: %w", err)
+		}
+	}
+	seq, err := q.enqueueTx(ctx, tx, req)
+	if err != nil {
+		return 0, false, nil, err
+	}
+	reqJSON, _ := json.Marshal(req)
+	if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO hlbridge_event (received_at, contact_id, action, request, seq, status)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`), now, req.ContactID, string(req.Action), string(reqJSON), seq, StatusQueued).Scan(&id); err != nil {
+		return 0, false, nil, fmt.Errorf("store event: %w", err)
+	}
+	if d.Fingerprint != "" {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hlbridge_delivery (fingerprint, event_id, expires_at) VALUES (?, ?, ?)
+			ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`),
+			d.Fingerprint, id, now+q.cfg.DedupeWindow.Milliseconds()); err != nil {
+			return 0, false, nil, fmt.Errorf("store delivery: %w", err)
+		}
+	}
+	if d.Wait {
+		wait = q.waiters.add(id)
+	}
+	if err := tx.Commit(); err != nil {
+		if wait != nil {
+			q.waiters.forget(id, wait)
+		}
+		return 0, false, nil, fmt.Errorf("commit: %w", err)
+	}
+	return id, false, wait, nil
+}
+
+// enqueueTx merges req into its contact's pending request and makes sure
+// the contact has a job. It returns the contact's new sequence number.
+func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, req Request) (int64, error) {
+	s := q.store
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hlbridge_contact (contact_id, seq) VALUES (?, 0) ON CONFLICT (contact_id) DO NOTHING`), req.ContactID); err != nil {
+		return 0, fmt.Errorf("store contact: %w", err)
+	}
+	var seq int64
+	var pending sql.NullString
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT seq, pending FROM hlbridge_contact WHERE contact_id = ?`+s.forUpdate()), req.ContactID).Scan(&seq, &pending); err != nil {
+		return 0, fmt.Errorf("read contact: %w", err)
+	}
+	merged := Merge(decodeRequest(pending), &req)
+	mergedJSON, _ := json.Marshal(merged)
+	seq++
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE hlbridge_contact SET seq = ?, pending = ? WHERE contact_id = ?`), seq, string(mergedJSON), req.ContactID); err != nil {
+		return 0, fmt.Errorf("update contact: %w", err)
+	}
+	if _, err := q.client.InsertTx(ctx, tx, syncContactArgs{ContactID: req.ContactID}, nil); err != nil {
+		return 0, fmt.Errorf("queue job: %w", err)
+	}
+	return seq, nil
+}
+
+func decodeRequest(s sql.NullString) *Request {
+	if !s.Valid || s.String == "" {
+		return nil
+	}
+	var r Request
+	if json.Unmarshal([]byte(s.String), &r) != nil {
+		return nil
+	}
+	return &r
+}
+
+// backoff is the retry policy: exponential from base, capped at 30
+// minutes, with ±25% jitter so that a recovering site is not hit by a wave.
+type backoff struct{ base time.Duration }
+
+// maxBackoff caps the delay between two attempts.
+const maxBackoff = 30 * time.Minute
+
+func (b backoff) delay(attempt int) time.Duration {
+	d := b.base
+	for i := 1; i < attempt && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	d := b.delay(job.Attempt)
+	jitter := time.Duration(rand.Int64N(int64(d)/2+1)) - d/4
+	return time.Now().Add(d + jitter)
+}
+
+// waiters lets sync=true requests hear when their event is finished.
+type waiters struct {
+	mu sync.Mutex
+	m  map[int64][]chan struct{}
+}
+
+func (w *waiters) add(id int64) chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[int64][]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	w.m[id] = append(w.m[id], ch)
+	return ch
+}
+
+func (w *waiters) forget(id int64, ch chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	list := w.m[id]
+	for i, c := range list {
+		if c == ch {
+			w.m[id] = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(w.m[id]) == 0 {
+		delete(w.m, id)
+	}
+}
+
+func (w *waiters) done(ids []int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, id := range ids {
+		for _, ch := range w.m[id] {
+			close(ch)
+		}
+		delete(w.m, id)
+	}
+}

@@ -1,0 +1,152 @@
+package bridge
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
+)
+
+// Store is the bridge's own database: River's job tables and the bridge's
+// events, contacts and deliveries. It is SQLite on a local file (the
+// default) or PostgreSQL, which several bridge processes can share.
+type Store struct {
+	db       *sql.DB
+	postgres bool
+	driver   riverdriver.Driver[*sql.Tx]
+}
+
+// OpenStore opens (creating it if needed) and migrates the store named by
+// dsn: "postgres://…" or "postgresql://…" for PostgreSQL; otherwise a
+// SQLite file, as a path or "sqlite://path" ("sqlite:path").
+func OpenStore(ctx context.Context, dsn string) (*Store, error) {
+	s := &Store{}
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s.postgres = true
+		if s.db, err = sql.Open("pgx", dsn); err != nil {
+			return nil, fmt.Errorf("open PostgreSQL store: %w", redactDSN(err, dsn))
+		}
+		s.db.SetMaxOpenConns(16)
+		s.driver = riverdatabasesql.New(s.db)
+	} else {
+		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "sqlite:")
+		if path == "" {
+			return nil, errors.New("store: empty SQLite path")
+		}
+		// Immediate transactions take the write lock at BEGIN, so that a second
+		// process (the events command) waits instead of failing mid-way.
+		q := url.Values{"_pragma": {"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)"}, "_txlock": {"immediate"}}
+		if s.db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()); err != nil {
+			return nil, fmt.Errorf("open SQLite store %s: %w", path, err)
+		}
+		// SQLite has one writer; River's driver asks for a single connection
+		// so that its concurrent work never meets SQLITE_BUSY.
+		s.db.SetMaxOpenConns(1)
+		s.driver = riversqlite.New(s.db)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, redactDSN(err, dsn)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// redactDSN keeps a database password out of an error message.
+func redactDSN(err error, dsn string) error {
+	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" && strings.Contains(err.Error(), p) {
+			return errors.New(strings.ReplaceAll(err.Error(), p, "REDACTED"))
+		}
+	}
+	return err
+}
+
+// migrate brings River's tables and the bridge's own up to date.
+func (s *Store) migrate(ctx context.Context) error {
+	m, err := rivermigrate.New(s.driver, nil)
+	if err != nil {
+		return fmt.Errorf("migrate queue: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("migrate queue: %w", err)
+	}
+	serial := "INTEGER PRIMARY KEY AUTOINCREMENT"
+	if s.postgres {
+		serial = "BIGSERIAL PRIMARY KEY"
+	}
+	// Times are Unix milliseconds in both dialects; JSON is text.
+	stmts := []string{
+		`CREATE TABLE IF NOT EXISTS hlbridge_event (
+			id ` + serial + `,
+			received_at BIGINT NOT NULL,
+			contact_id TEXT NOT NULL,
+			action TEXT NOT NULL,
+			request TEXT NOT NULL,
+			seq BIGINT NOT NULL,
+			status TEXT NOT NULL,
+			attempts INTEGER NOT NULL DEFAULT 0,
+			result TEXT,
+			error TEXT,
+			finished_at BIGINT)`,
+		`CREATE INDEX IF NOT EXISTS hlbridge_event_contact ON hlbridge_event (contact_id, status, seq)`,
+		`CREATE INDEX IF NOT EXISTS hlbridge_event_status ON hlbridge_event (status, id)`,
+		`CREATE TABLE IF NOT EXISTS hlbridge_contact (
+			contact_id TEXT PRIMARY KEY,
+			seq BIGINT NOT NULL,
+			pending TEXT,
+			inflight TEXT,
+			inflight_seq BIGINT)`,
+		`CREATE TABLE IF NOT EXISTS hlbridge_delivery (
+			fingerprint TEXT PRIMARY KEY,
+			event_id BIGINT NOT NULL,
+			expires_at BIGINT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS hlbridge_delivery_expires ON hlbridge_delivery (expires_at)`,
+	}
+	for _, q := range stmts {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate store: %w", err)
+		}
+	}
+	return nil
+}
+
+// q rewrites a query written with ? placeholders for the store's dialect.
+func (s *Store) q(query string) string {
+	if !s.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// forUpdate is the row-lock clause: PostgreSQL needs it; SQLite has one
+// writer and one connection, so its transactions are serial already.
+func (s *Store) forUpdate() string {
+	if s.postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}

@@ -1,0 +1,600 @@
+<?php
+/**
+ * Plugin Name:       hlbridge companion
+ * Description:       REST routes the hlbridge service needs and WordPress lacks: reading and writing any (unprotected) user meta, finding users by a meta value, and sending WordPress's own new-user email.
+ * Version:           1.1.0
+ * Requires at least: 5.6
+ * Requires PHP:      7.4
+ *
+ * Install: copy this one file into wp-content/mu-plugins/ (create the folder if
+ * needed). Must-use plugins load on every request and cannot be switched off
+ * from the admin screens, which is what a sync service needs.
+ *
+ * Why it exists: WordPress's own REST API only writes user meta keys that some
+ * plugin registered with show_in_rest, and silently ignores the others; it cannot
+ * find a user by a meta value; and creating a user over REST sends no welcome
+ * mail. hlbridge keeps the keys WP Fusion uses (highlevel_contact_id,
+ * highlevel_tags), so these routes store them exactly as WP Fusion would.
+ *
+ * Routes (namespace hlbridge/v1; every one needs a logged-in user, which for
+ * hlbridge means HTTP Basic auth with an application password):
+ *
+ *   GET  /hlbridge/v1/status                      capability list_users
+ *        {"plugin":"hlbridge-companion","version":"1.1.0","wordpress":"6.1.9",
+ *         "multisite":false,"meta_prefix":"wp_"}
+ *   GET  /hlbridge/v1/users/{id}/meta?keys=a,b    capabilities edit_users and edit_user {id}
+ *        (or keys[]=a&keys[]=b)
+ *        {"id":12,"meta":{"a":"x","b":["t1","t2"],"c":null}}
+ *        a stored array comes back as a list of strings, anything else as a
+ *        string, a key the user does not have as null
+ *   POST /hlbridge/v1/users/{id}/meta             capabilities edit_users and edit_user {id}
+ *        body {"meta":{"a":"x","b":["t1","t2"],"c":null}}; a string is stored
+ *        as is, a list as a PHP array (serialized, like WP Fusion's
+ *        highlevel_tags), null deletes the key; numbers and booleans are stored
+ *        as strings ("1"/"0" for booleans), objects are refused. Every key and
+ *        value is checked before the first write, so a refused one writes
+ *        nothing. Answers like GET for the keys written.
+ *   GET  /hlbridge/v1/users?meta_key=K&meta_value=V   capability list_users
+ *        {"users":[12,34]}  (exact, case-sensitive match; ascending ids; [] for none)
+ *   POST /hlbridge/v1/users/{id}/notify           capabilities create_users and edit_user {id}
+ *        body {"notify":"user"|"admin"|"both"} (default "user"); runs
+ *        wp_new_user_notification() so the site's own mail customisations apply
+ *        {"id":12,"sent":true,"notify":"user"}  (sent is false when wp_mail()
+ *        reported a failure through the wp_mail_failed action)
+ *
+ * And one field on WordPress's own users endpoint (since 1.1.0):
+ *   POST /wp/v2/users and POST /wp/v2/users/{id} accept "hlbridge_meta", an
+ *        object like the meta route's, checked with the request's other
+ *        parameters before the user is created or changed; so a new user and
+ *        its meta are one request. Needs edit_users. Write-only.
+ *
+ * Errors have WordPress's usual shape {"code":"...","message":"...","data":{"status":400}}:
+ *   401 rest_not_logged_in, 403 rest_forbidden, 404 rest_user_invalid_id,
+ *   400 hlbridge_no_keys, hlbridge_protected_meta_key, hlbridge_invalid_meta_value,
+ *       hlbridge_invalid_meta, hlbridge_missing_param, hlbridge_invalid_notify.
+ *
+ * Protected meta keys are never read, written or searched (see is_protected_key()):
+ * the ones WordPress keeps roles, capabilities, sessions and settings in. Add your
+ * own with the filter 'hlbridge_companion_protected_meta_key'.
+ *
+ * Why edit_users on top of edit_user: WordPress lets every user edit their own
+ * profile (edit_user on themselves), so edit_user alone would let a subscriber
+ * write their own highlevel_tags and unlock tag-restricted content.
+ */
+
+defined('ABSPATH') || exit;
+
+if (!defined('HLBRIDGE_COMPANION_VERSION')) {
+	define('HLBRIDGE_COMPANION_VERSION', '1.1.0');
+}
+
+if (!class_exists('HLBridge_Companion')) {
+
+	/**
+	 * HLBridge_Companion registers and serves the hlbridge/v1 REST routes.
+	 */
+	final class HLBridge_Companion {
+
+		const REST_NAMESPACE = 'hlbridge/v1';
+
+		/** Allowed values of "notify", as wp_new_user_notification() knows them. */
+		const NOTIFY_VALUES = array('user', 'admin', 'both');
+
+		/** Keys that hold logins, passwords and sessions, compared case-insensitively. */
+		const PROTECTED_KEYS = array('session_tokens', 'default_password_nag', 'user_pass', 'user_login', 'user_email');
+
+		/** Hooks the routes into the REST API. */
+		public static function init() {
+			add_action('rest_api_init', array(__CLASS__, 'register_routes'));
+			add_action('rest_api_init', array(__CLASS__, 'register_user_field'));
+		}
+
+		/** Registers every route; the whole HTTP surface is in this one function. */
+		public static function register_routes() {
+			$user_id_arg = array(
+				'id' => array(
+					'description' => 'The WordPress user id.',
+					'type'        => 'integer',
+					'minimum'     => 1,
+					'required'    => true,
+				),
+			);
+
+			register_rest_route(self::REST_NAMESPACE, '/status', array(
+				'methods'             => WP_REST_Server::READABLE,
+				'callback'            => array(__CLASS__, 'get_status'),
+				'permission_callback' => array(__CLASS__, 'can_list_users'),
+			));
+
+			register_rest_route(self::REST_NAMESPACE, '/users', array(
+				'methods'             => WP_REST_Server::READABLE,
+				'callback'            => array(__CLASS__, 'find_users'),
+				'permission_callback' => array(__CLASS__, 'can_list_users'),
+				'args'                => array(
+					'meta_key'   => array('description' => 'The user meta key to match.'),
+					'meta_value' => array('description' => 'The exact value it must have.'),
+				),
+			));
+
+			register_rest_route(self::REST_NAMESPACE, '/users/(?P<id>\d+)/meta', array(
+				array(
+					'methods'             => WP_REST_Server::READABLE,
+					'callback'            => array(__CLASS__, 'get_meta'),
+					'permission_callback' => array(__CLASS__, 'can_edit_meta'),
+					'args'                => $user_id_arg + array(
+						'keys' => array('description' => 'The meta keys to read: "a,b" or keys[]=a&keys[]=b.'),
+					),
+				),
+				array(
+					'methods'             => 'POST',
+					'callback'            => array(__CLASS__, 'update_meta'),
+					'permission_callback' => array(__CLASS__, 'can_edit_meta'),
+					'args'                => $user_id_arg + array(
+						'meta' => array('description' => 'Key to value: a string, a list of strings, or null to delete.'),
+					),
+				),
+			));
+
+			register_rest_route(self::REST_NAMESPACE, '/users/(?P<id>\d+)/notify', array(
+				'methods'             => 'POST',
+				'callback'            => array(__CLASS__, 'notify'),
+				'permission_callback' => array(__CLASS__, 'can_notify'),
+				'args'                => $user_id_arg + array(
+					'notify' => array(
+						'description' => 'Who gets the new-user mail: user, admin or both.',
+						'default'     => 'user',
+					),
+				),
+			));
+		}
+
+		// -----------------------------------------------------------------
+		// Permissions. Anonymous callers get 401, missing capabilities 403.
+		// A wrong application password makes WordPress treat the request as
+		// anonymous, so it also ends as a 401 here.
+		// -----------------------------------------------------------------
+
+		/** Permission for status and user lookup: list_users. */
+		public static function can_list_users() {
+			return self::require_caps(array('list_users'));
+		}
+
+		/**
+		 * Permission for the meta routes: edit_user for that user, and edit_users.
+		 *
+		 * edit_user alone would let every user read and write their own meta
+		 * (WordPress lets people edit their own profile), so a subscriber could
+		 * give themselves tags that unlock content. edit_users keeps these routes
+		 * to the people who may edit other users.
+		 */
+		public static function can_edit_meta(WP_REST_Request $request) {
+			$ok = self::require_caps(array('edit_users'));
+			if (true !== $ok) {
+				return $ok;
+			}
+			return self::require_user_cap($request, 'edit_user');
+		}
+
+		/** Permission for notify: create_users, and edit_user for that user. */
+		public static function can_notify(WP_REST_Request $request) {
+			$ok = self::require_caps(array('create_users'));
+			if (true !== $ok) {
+				return $ok;
+			}
+			return self::require_user_cap($request, 'edit_user');
+		}
+
+		/** Returns true when the current user has every capability in $caps, else a 401/403 WP_Error. */
+		private static function require_caps(array $caps) {
+			if (!is_user_logged_in()) {
+				return new WP_Error('rest_not_logged_in', 'You are not currently logged in.', array('status' => 401));
+			}
+			foreach ($caps as $cap) {
+				if (!current_user_can($cap)) {
+					return self::forbidden();
+				}
+			}
+			return true;
+		}
+
+		/** Checks $cap for the user in the route: 404 when there is no such user, 403 without the capability. */
+		private static function require_user_cap(WP_REST_Request $request, $cap) {
+			$user = self::get_user($request);
+			if (is_wp_error($user)) {
+				return $user;
+			}
+			return current_user_can($cap, $user->ID) ? true : self::forbidden();
+		}
+
+		private static function forbidden() {
+			return new WP_Error('rest_forbidden', 'Sorry, you are not allowed to do that.', array('status' => 403));
+		}
+
+		/** Returns the WP_User named by the route's id, or a 404 rest_user_invalid_id. */
+		private static function get_user(WP_REST_Request $request) {
+			$id   = (int) $request['id'];
+			$user = $id > 0 ? get_userdata($id) : false;
+			if (!$user || !$user->exists()) {
+				return new WP_Error('rest_user_invalid_id', 'Invalid user ID.', array('status' => 404));
+			}
+			return $user;
+		}
+
+		// -----------------------------------------------------------------
+		// Callbacks.
+		// -----------------------------------------------------------------
+
+		/** GET /status: what hlbridge checks before it trusts this site. */
+		public static function get_status() {
+			global $wpdb;
+			return new WP_REST_Response(array(
+				'plugin'      => 'hlbridge-companion',
+				'version'     => HLBRIDGE_COMPANION_VERSION,
+				'wordpress'   => get_bloginfo('version'),
+				'multisite'   => is_multisite(),
+				'meta_prefix' => $wpdb->get_blog_prefix(),
+			), 200);
+		}
+
+		/** GET /users/{id}/meta: the requested keys, null for those the user does not have. */
+		public static function get_meta(WP_REST_Request $request) {
+			$user = self::get_user($request);
+			if (is_wp_error($user)) {
+				return $user;
+			}
+			$keys = self::parse_keys($request->get_param('keys'));
+			if (is_wp_error($keys)) {
+				return $keys;
+			}
+			return self::meta_response($user->ID, $keys);
+		}
+
+		/** POST /users/{id}/meta: writes every key, or none when any key or value is refused. */
+		public static function update_meta(WP_REST_Request $request) {
+			$user = self::get_user($request);
+			if (is_wp_error($user)) {
+				return $user;
+			}
+			$writes = self::validate_meta($request->get_param('meta'));
+			if (is_wp_error($writes)) {
+				return $writes;
+			}
+			self::write_meta($user->ID, $writes);
+			return self::meta_response($user->ID, array_keys($writes));
+		}
+
+		/**
+		 * validate_meta checks a {"key": value} object before anything is
+		 * written: every key must be allowed and every value a string, a list
+		 * of strings, or null. It returns the writes, or the first refusal.
+		 */
+		private static function validate_meta($meta) {
+			if (null === $meta || array() === $meta) {
+				return new WP_Error('hlbridge_no_keys', 'Give the meta to write as {"meta":{"key":"value"}}.', array('status' => 400));
+			}
+			// PHP decodes a JSON object to an array; a list (["a"]) has no keys to write.
+			if (!is_array($meta) || self::is_list($meta)) {
+				return new WP_Error('hlbridge_invalid_meta', '"meta" must be a JSON object of key to value.', array('status' => 400));
+			}
+			$writes = array();
+			foreach ($meta as $key => $value) {
+				$key   = (string) $key; // PHP turns a key like "123" into an integer.
+				$check = self::check_key($key);
+				if (is_wp_error($check)) {
+					return $check;
+				}
+				$value = self::normalize_value($key, $value);
+				if (is_wp_error($value)) {
+					return $value;
+				}
+				$writes[$key] = $value;
+			}
+			return $writes;
+		}
+
+		/** write_meta stores validated writes: null deletes, a list is stored serialized. */
+		private static function write_meta($user_id, array $writes) {
+			foreach ($writes as $key => $value) {
+				// update_user_meta() and delete_user_meta() strip slashes, so add them.
+				if (null === $value) {
+					delete_user_meta($user_id, wp_slash($key));
+				} else {
+					update_user_meta($user_id, wp_slash($key), wp_slash($value));
+				}
+			}
+		}
+
+		/**
+		 * register_user_field adds "hlbridge_meta" to the core users endpoint,
+		 * so that POST /wp/v2/users (create) and POST /wp/v2/users/{id}
+		 * (update) can write user meta in the same request: one write per
+		 * user instead of two, and no user without its contact link if the
+		 * bridge stops between two requests. The object is validated with the
+		 * request's other parameters, before the user is created or changed.
+		 * It is write-only; read meta with GET /hlbridge/v1/users/{id}/meta.
+		 */
+		public static function register_user_field() {
+			register_rest_field('user', 'hlbridge_meta', array(
+				'get_callback'    => null,
+				'update_callback' => array(__CLASS__, 'update_user_field'),
+				'schema'          => array(
+					'description' => 'User meta to write (hlbridge companion): key to string, list of strings, or null to delete.',
+					'type'        => 'object',
+					'context'     => array('edit'),
+					'arg_options' => array(
+						'validate_callback' => array(__CLASS__, 'validate_user_field'),
+						'sanitize_callback' => null,
+					),
+				),
+			));
+		}
+
+		/** validate_user_field refuses the whole request when a key or value is refused. */
+		public static function validate_user_field($value) {
+			if (!current_user_can('edit_users')) {
+				return self::forbidden();
+			}
+			$writes = self::validate_meta($value);
+			return is_wp_error($writes) ? $writes : true;
+		}
+
+		/** update_user_field writes the validated meta once the user exists. */
+		public static function update_user_field($value, $user) {
+			$writes = self::validate_meta($value);
+			if (is_wp_error($writes)) {
+				return $writes;
+			}
+			self::write_meta($user->ID, $writes);
+			return true;
+		}
+
+		/** GET /users?meta_key=K&meta_value=V: ids of the users whose K is exactly V. */
+		public static function find_users(WP_REST_Request $request) {
+			$key   = $request->get_param('meta_key');
+			$value = $request->get_param('meta_value');
+			if (!is_string($key) || '' === $key || !is_string($value) || '' === $value) {
+				return new WP_Error('hlbridge_missing_param', 'Give both meta_key and meta_value.', array('status' => 400));
+			}
+			$check = self::check_key($key);
+			if (is_wp_error($check)) {
+				return $check;
+			}
+			$candidates = get_users(array(
+				'meta_key'    => $key,
+				'meta_value'  => $value,
+				'fields'      => 'ID',
+				'orderby'     => 'ID',
+				'order'       => 'ASC',
+				'number'      => -1,
+				'count_total' => false,
+			));
+			// MySQL compares meta keys and values ignoring case and trailing spaces, and
+			// HighLevel's contact ids are case-sensitive: keep the exact matches only.
+			$ids = array();
+			foreach ($candidates as $id) {
+				if (in_array($value, get_user_meta((int) $id, $key, false), true)) {
+					$ids[] = (int) $id;
+				}
+			}
+			sort($ids, SORT_NUMERIC);
+			return new WP_REST_Response(array('users' => array_values(array_unique($ids))), 200);
+		}
+
+		/** POST /users/{id}/notify: WordPress's own "Login Details" mail (and/or the admin's). */
+		public static function notify(WP_REST_Request $request) {
+			$user = self::get_user($request);
+			if (is_wp_error($user)) {
+				return $user;
+			}
+			$notify = $request->get_param('notify');
+			if (null === $notify || '' === $notify) {
+				$notify = 'user';
+			}
+			if (!is_string($notify) || !in_array($notify, self::NOTIFY_VALUES, true)) {
+				return new WP_Error('hlbridge_invalid_notify', 'notify must be one of: ' . implode(', ', self::NOTIFY_VALUES) . '.', array('status' => 400));
+			}
+
+			// wp_new_user_notification() does not say whether its mails went out;
+			// wp_mail() announces failures with this action.
+			$failed   = false;
+			$on_fail  = function () use (&$failed) {
+				$failed = true;
+			};
+			add_action('wp_mail_failed', $on_fail);
+			wp_new_user_notification($user->ID, null, $notify);
+			remove_action('wp_mail_failed', $on_fail);
+
+			return new WP_REST_Response(array(
+				'id'     => $user->ID,
+				'sent'   => !$failed,
+				'notify' => $notify,
+			), 200);
+		}
+
+		// -----------------------------------------------------------------
+		// Meta keys and values.
+		// -----------------------------------------------------------------
+
+		/**
+		 * Returns the list of keys in a "keys" parameter ("a,b" or keys[]=a&keys[]=b),
+		 * each checked, without duplicates, or a WP_Error.
+		 */
+		private static function parse_keys($param) {
+			if (is_string($param)) {
+				$keys = '' === $param ? array() : explode(',', $param);
+			} elseif (is_array($param)) {
+				$keys = $param;
+			} else {
+				$keys = array();
+			}
+			if (array() === $keys) {
+				return new WP_Error('hlbridge_no_keys', 'Name the meta keys to read: ?keys=a,b', array('status' => 400));
+			}
+			$out = array();
+			foreach ($keys as $key) {
+				if (!is_string($key)) {
+					return new WP_Error('hlbridge_protected_meta_key', 'Meta keys must be strings.', array('status' => 400));
+				}
+				$check = self::check_key($key);
+				if (is_wp_error($check)) {
+					return $check;
+				}
+				$out[$key] = true;
+			}
+			return array_map('strval', array_keys($out));
+		}
+
+		/**
+		 * Returns true when $key may be read and written through these routes, or
+		 * a 400 hlbridge_protected_meta_key naming it.
+		 */
+		private static function check_key($key) {
+			if (!self::is_protected_key($key)) {
+				return true;
+			}
+			$shown = strlen($key) > 80 ? substr($key, 0, 80) . '...' : $key;
+			return new WP_Error(
+				'hlbridge_protected_meta_key',
+				sprintf('The meta key "%s" is protected and cannot be used through hlbridge.', $shown),
+				array('status' => 400, 'key' => $shown)
+			);
+		}
+
+		/**
+		 * Whether $key is one WordPress keeps roles, capabilities, logins,
+		 * sessions or settings in, so hlbridge must not touch it:
+		 *  - empty, longer than 255 bytes, or not printable ASCII without spaces at
+		 *    either end (MySQL compares keys ignoring case, accents and trailing
+		 *    spaces, so "WP_Capabilities " would reach the real wp_capabilities row);
+		 *  - starting with "_" or protected by is_protected_meta();
+		 *  - starting with the table prefix (wp_capabilities, wp_user_level,
+		 *    wp_user-settings, wp_2_... on multisite);
+		 *  - ending in "capabilities" or "user_level";
+		 *  - session_tokens, default_password_nag, user_pass, user_login, user_email.
+		 * All comparisons ignore case.
+		 */
+		private static function is_protected_key($key) {
+			global $wpdb;
+			if (!is_string($key) || '' === $key || strlen($key) > 255) {
+				return true;
+			}
+			if (!preg_match('/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/', $key)) {
+				return true;
+			}
+			$lower     = strtolower($key);
+			$protected = '_' === $lower[0]
+				|| is_protected_meta($key, 'user')
+				|| self::starts_with($lower, strtolower($wpdb->base_prefix))
+				|| self::starts_with($lower, strtolower($wpdb->get_blog_prefix()))
+				|| self::ends_with($lower, 'capabilities')
+				|| self::ends_with($lower, 'user_level')
+				|| in_array($lower, self::PROTECTED_KEYS, true);
+
+			/**
+			 * Filters whether a user meta key is off limits to hlbridge.
+			 *
+			 * @param bool   $protected Whether the key is protected.
+			 * @param string $key       The meta key.
+			 */
+			return (bool) apply_filters('hlbridge_companion_protected_meta_key', $protected, $key);
+		}
+
+		/**
+		 * Returns what to store for a JSON value: null (delete), a string, or a
+		 * list of strings; numbers and booleans become strings ("1"/"0" for
+		 * booleans). Objects, and lists holding anything but strings, numbers or
+		 * booleans, are a 400 hlbridge_invalid_meta_value.
+		 */
+		private static function normalize_value($key, $value) {
+			if (null === $value) {
+				return null;
+			}
+			if (is_scalar($value)) {
+				return self::scalar_string($value);
+			}
+			if (is_array($value) && self::is_list($value)) {
+				$list = array();
+				foreach ($value as $item) {
+					if (!is_scalar($item)) {
+						return self::invalid_value($key);
+					}
+					$list[] = self::scalar_string($item);
+				}
+				return $list;
+			}
+			return self::invalid_value($key);
+		}
+
+		private static function invalid_value($key) {
+			return new WP_Error(
+				'hlbridge_invalid_meta_value',
+				sprintf('The value for "%s" must be a string, a list of strings, or null.', $key),
+				array('status' => 400, 'key' => $key)
+			);
+		}
+
+		private static function scalar_string($value) {
+			if (is_bool($value)) {
+				return $value ? '1' : '0';
+			}
+			if (is_float($value)) {
+				return (string) wp_json_encode($value); // shortest exact form, not PHP's 14 digits
+			}
+			return (string) $value;
+		}
+
+		/** The {"id":..,"meta":{..}} answer for $keys as they are stored now. */
+		private static function meta_response($user_id, array $keys) {
+			$meta = array();
+			foreach ($keys as $key) {
+				$meta[(string) $key] = self::read_value($user_id, (string) $key);
+			}
+			// (object) so that no keys would still be {} in JSON, never [].
+			return new WP_REST_Response(array('id' => (int) $user_id, 'meta' => (object) $meta), 200);
+		}
+
+		/**
+		 * Returns a stored value as the API shows it: null when missing, a list of
+		 * strings for an array, else a string. Arrays that other plugins stored with
+		 * keys or nesting come back as their values, nested ones JSON-encoded.
+		 */
+		private static function read_value($user_id, $key) {
+			if (!metadata_exists('user', $user_id, $key)) {
+				return null;
+			}
+			$value = get_user_meta($user_id, $key, true);
+			if (is_object($value)) {
+				$value = get_object_vars($value);
+			}
+			if (!is_array($value)) {
+				return self::stored_string($value);
+			}
+			$list = array();
+			foreach ($value as $item) {
+				$list[] = is_scalar($item) || null === $item ? self::stored_string($item) : (string) wp_json_encode($item);
+			}
+			return $list;
+		}
+
+		private static function stored_string($value) {
+			if (is_bool($value)) {
+				return $value ? '1' : '';
+			}
+			return null === $value ? '' : (string) $value;
+		}
+
+		private static function is_list(array $value) {
+			return array() === $value || array_keys($value) === range(0, count($value) - 1);
+		}
+
+		private static function starts_with($haystack, $needle) {
+			return '' !== $needle && 0 === strncmp($haystack, $needle, strlen($needle));
+		}
+
+		private static function ends_with($haystack, $needle) {
+			return strlen($haystack) >= strlen($needle) && substr($haystack, -strlen($needle)) === $needle;
+		}
+	}
+
+	HLBridge_Companion::init();
+}

@@ -1,0 +1,112 @@
+package wordpresstest
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Eval runs php (PHP code without the opening tag) inside the site, the way a request to
+// it would run after WordPress has loaded, and returns what it printed. The args are in
+// the PHP array $args, so values need no quoting into the code. A PHP error, an uncaught
+// exception or a non-zero exit() fails t, with what PHP wrote to stderr.
+//
+//	site.Eval(t, `echo get_user_meta((int) $args[0], $args[1], true);`, "12", "highlevel_contact_id")
+func (s *Site) Eval(t testing.TB, php string, args ...string) string {
+	t.Helper()
+	cmdArgs := []string{"-d", "display_errors=stderr"}
+	if cache := filepath.Join(s.Dir, "opcache"); isDir(cache) {
+		// Compiled PHP kept by start.sh: Eval then takes ~60 ms instead of ~200 ms.
+		cmdArgs = append(cmdArgs, "-d", "opcache.enable_cli=1", "-d", "opcache.file_cache="+cache, "-d", "opcache.file_cache_only=1")
+	}
+	cmdArgs = append(cmdArgs, filepath.Join(s.Dir, "wp-eval.php"), s.SiteDir, s.URL, php)
+	cmdArgs = append(cmdArgs, args...)
+	cmd := exec.Command("php", cmdArgs...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("wordpresstest: Eval %s: %v\nstderr: %s\nstdout: %s", shorten(php, 200), err, stderr.String(), shorten(stdout.String(), 2000))
+	}
+	return stdout.String()
+}
+
+// UserMetaRaw returns the meta_value column of the user's meta row with exactly that key
+// (the first, if WordPress holds several), as stored: an array shows up PHP-serialized
+// (a:2:{i:0;s:2:"t1";...}). It returns "" when there is no such row; use Eval with
+// metadata_exists() to tell a missing key from an empty value.
+func (s *Site) UserMetaRaw(t testing.TB, userID int64, key string) string {
+	t.Helper()
+	// CAST ... AS BINARY: MySQL would otherwise match keys ignoring case.
+	return s.Eval(t, `global $wpdb;
+$v = $wpdb->get_var($wpdb->prepare(
+	"SELECT meta_value FROM {$wpdb->usermeta} WHERE user_id = %d AND meta_key = CAST(%s AS BINARY) ORDER BY umeta_id LIMIT 1",
+	(int) $args[0], $args[1]));
+if ($wpdb->last_error !== '') { fwrite(STDERR, $wpdb->last_error); exit(1); }
+echo (string) $v;`, strconv.FormatInt(userID, 10), key)
+}
+
+// CreateUserWithAppPassword creates a user with the given login (which must not exist
+// yet: make it unique, e.g. from UniqueEmail) and role ("" for none; the role must
+// exist), with a unique email, and an application password for it. It is for testing
+// what callers with fewer capabilities than the administrator get.
+func (s *Site) CreateUserWithAppPassword(t testing.TB, login, role string) (id int64, appPassword string) {
+	t.Helper()
+	out := s.Eval(t, `list($login, $email, $role) = $args;
+if ($role !== '' && !get_role($role)) { fwrite(STDERR, "no role named $role"); exit(1); }
+$id = wp_insert_user(array('user_login' => $login, 'user_email' => $email, 'user_pass' => wp_generate_password(24), 'role' => $role));
+if (is_wp_error($id)) { fwrite(STDERR, $id->get_error_message()); exit(1); }
+$created = WP_Application_Passwords::create_new_application_password($id, array('name' => 'wordpresstest'));
+if (is_wp_error($created)) { fwrite(STDERR, $created->get_error_message()); exit(1); }
+echo wp_json_encode(array('id' => $id, 'password' => $created[0]));`, login, UniqueEmail(t), role)
+	var created struct {
+		ID       int64  `json:"id"`
+		Password string `json:"password"`
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.ID == 0 || created.Password == "" {
+		t.Fatalf("wordpresstest: CreateUserWithAppPassword(%q, %q): unexpected output (%v)", login, role, err)
+	}
+	return created.ID, created.Password
+}
+
+// SetPrettyPermalinks turns pretty permalinks (/%postname%/) on or off; with them off,
+// /wp-json/... answers WordPress's HTML home page and only ?rest_route=/... reaches the
+// REST API. The previous setting is restored when t ends. It changes the whole site: a
+// test that calls it must not run in parallel with tests that use /wp-json/ URLs.
+func (s *Site) SetPrettyPermalinks(t testing.TB, on bool) {
+	t.Helper()
+	structure := ""
+	if on {
+		structure = "/%postname%/"
+	}
+	previous := s.setPermalinks(t, structure)
+	t.Cleanup(func() { s.setPermalinks(t, previous) })
+}
+
+// setPermalinks sets the permalink structure, rebuilds the rewrite rules and returns the
+// structure it replaced.
+func (s *Site) setPermalinks(t testing.TB, structure string) string {
+	t.Helper()
+	return s.Eval(t, `global $wp_rewrite;
+$previous = (string) get_option('permalink_structure');
+$wp_rewrite->set_permalink_structure($args[0]);
+$wp_rewrite->flush_rules(false);
+echo $previous;`, structure)
+}
+
+func isDir(name string) bool {
+	fi, err := os.Stat(name)
+	return err == nil && fi.IsDir()
+}
+
+func shorten(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
