@@ -12,6 +12,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -38,48 +39,69 @@ type bundle struct {
 	wp    *wordpress.Client
 	url   string // the bridge
 	key   string // the access key
+	admin string // the admin token
 	logs  *syncBuffer
-	admin *wordpress.User
+	me    *wordpress.User // the WordPress administrator
+	queue *bridge.Queue   // nil with the inline dispatcher
 }
 
-type option func(*bridge.Config, *bool)
+// settings are what options change before setup builds the bridge.
+type settings struct {
+	cfg       bridge.Config
+	payload   bool
+	queue     *bridge.QueueConfig // nil: inline
+	dsn       string              // the queue's store; "" for SQLite in a temp dir
+	wordpress string              // the URL the bridge uses for WordPress; "" for the site
+	wrapUsers func(bridge.Users) bridge.Users
+	server    bridge.ServerConfig
+}
+
+type option func(*settings)
 
 // payloadMode runs the bridge without a HighLevel token.
-func payloadMode(_ *bridge.Config, payload *bool) { *payload = true }
+func payloadMode(s *settings) { s.payload = true }
 
-func withConfig(f func(*bridge.Config)) option {
-	return func(c *bridge.Config, _ *bool) { f(c) }
-}
+func withConfig(f func(*bridge.Config)) option { return func(s *settings) { f(&s.cfg) } }
+
+// withQueue runs the bridge on the durable queue.
+func withQueue(qc bridge.QueueConfig) option { return func(s *settings) { s.queue = &qc } }
 
 // setup starts a bridge against the real WordPress and a fresh fake
 // HighLevel, logging everything (debug level) into b.logs.
 func setup(t *testing.T, opts ...option) *bundle {
 	t.Helper()
-	b := &bundle{key: "key-" + randomID(24), logs: &syncBuffer{}}
+	b := &bundle{key: "key-" + randomID(24), admin: "admin-" + randomID(24), logs: &syncBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	wp, err := wordpress.New(wordpress.Config{URL: site.URL, Username: site.Username, AppPassword: site.AppPassword,
-		Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.wp = wp
-	if b.admin, err = wp.Me(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	fieldMap, err := bridge.ParseFieldMap("first_name=firstName,last_name=lastName,meta:company=companyName")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := bridge.Config{
+	st := settings{cfg: bridge.Config{
 		DefaultRole: "subscriber", AllowedRoles: []string{"customer"}, FieldMap: fieldMap,
 		TagsMetaKey: "highlevel_tags", ContactIDMetaKey: "highlevel_contact_id",
-	}
-	payload := false
+	}}
 	for _, o := range opts {
-		o(&cfg, &payload)
+		o(&st)
+	}
+	wpURL := site.URL
+	if st.wordpress != "" {
+		wpURL = st.wordpress
+	}
+	wp, err := wordpress.New(wordpress.Config{URL: wpURL, Username: site.Username, AppPassword: site.AppPassword,
+		Logger: logger, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.wp = wp
+	if b.me, err = wp.Me(context.Background()); err != nil && st.wordpress == "" {
+		t.Fatal(err)
+	}
+	var users bridge.Users = wp
+	if st.wrapUsers != nil {
+		users = st.wrapUsers(wp)
 	}
 	var contacts bridge.Contacts
-	if !payload {
+	if !st.payload {
 		b.hl = highleveltest.New(t)
 		hc := b.hl.Config()
 		hc.Logger = logger
@@ -89,12 +111,41 @@ func setup(t *testing.T, opts ...option) *bundle {
 		}
 		contacts = hl
 	}
-	syncer, err := bridge.NewSyncer(cfg, wp, contacts, logger)
+	syncer, err := bridge.NewSyncer(st.cfg, users, contacts, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := bridge.NewServer(bridge.ServerConfig{AccessKey: b.key},
-		bridge.ServerDeps{Syncer: syncer, Dispatcher: bridge.Inline{Syncer: syncer}, Logger: logger})
+	deps := bridge.ServerDeps{Syncer: syncer, Dispatcher: bridge.Inline{Syncer: syncer}, Logger: logger}
+	st.server.AccessKey = b.key
+	if st.queue != nil {
+		dsn := st.dsn
+		if dsn == "" {
+			dsn = filepath.Join(t.TempDir(), "hlbridge.db")
+		}
+		store, err := bridge.OpenStore(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		qc := *st.queue
+		qc.Logger = logger
+		q, err := bridge.NewQueue(store, syncer, qc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			q.Stop(ctx)
+			store.Close()
+		})
+		b.queue = q
+		deps.Dispatcher, deps.Events = q, q
+		st.server.AdminToken = b.admin
+	}
+	srv, err := bridge.NewServer(st.server, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,12 +153,13 @@ func setup(t *testing.T, opts ...option) *bundle {
 	t.Cleanup(hs.Close)
 	b.url = hs.URL
 	t.Cleanup(func() {
-		for _, secret := range []string{b.key, site.AppPassword} {
-			if strings.Contains(b.logs.String(), secret) {
-				t.Errorf("a secret reached the log")
+		logs := b.logs.String()
+		for name, secret := range map[string]string{"access key": b.key, "application password": site.AppPassword, "admin token": b.admin} {
+			if strings.Contains(logs, secret) {
+				t.Errorf("the %s reached the log", name)
 			}
 		}
-		if b.hl != nil && strings.Contains(b.logs.String(), b.hl.Token) {
+		if b.hl != nil && strings.Contains(logs, b.hl.Token) {
 			t.Errorf("the HighLevel token reached the log")
 		}
 	})
@@ -130,9 +182,10 @@ func (b *bundle) contact(t *testing.T, mutate ...func(*highlevel.Contact)) highl
 
 // reply is the bridge's JSON answer.
 type reply struct {
-	Status string        `json:"status"`
-	Error  string        `json:"error"`
-	Result bridge.Result `json:"result"`
+	EventID int64         `json:"event_id"`
+	Status  string        `json:"status"`
+	Error   string        `json:"error"`
+	Result  bridge.Result `json:"result"`
 }
 
 // call sends a webhook: method, a path with query, and an optional JSON body.
@@ -390,7 +443,7 @@ func TestRoles(t *testing.T) {
 func TestAdministratorIsNeverTouched(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	before := *b.admin
+	before := *b.me
 	adminMeta := b.meta(t, before.ID, "highlevel_tags", "highlevel_contact_id")
 	c := b.contact(t, func(c *highlevel.Contact) { c.Email = before.Email; c.FirstName = "Mallory" })
 	for _, action := range []string{"add", "update", "update_tags"} {

@@ -101,8 +101,10 @@ func (q *Queue) claim(ctx context.Context, job *river.Job[syncContactArgs]) (*Re
 		string(reqJSON), seq, job.Args.ContactID); err != nil {
 		return nil, 0, fmt.Errorf("claim contact: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE hlbridge_event SET attempts = attempts + 1 WHERE contact_id = ? AND status = ? AND seq <= ?`),
-		job.Args.ContactID, StatusQueued, seq); err != nil {
+	// River's count: a snooze (rate limit, a rerun for newer webhooks)
+	// spends no attempt.
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE hlbridge_event SET attempts = ? WHERE contact_id = ? AND status = ? AND seq <= ?`),
+		job.Attempt, job.Args.ContactID, StatusQueued, seq); err != nil {
 		return nil, 0, fmt.Errorf("count attempt: %w", err)
 	}
 	return req, seq, tx.Commit()

@@ -1,0 +1,480 @@
+package bridge_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/wordpress"
+)
+
+// fastQueue retries quickly, so failure tests finish in seconds.
+var fastQueue = bridge.QueueConfig{RetryBase: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond}
+
+// waitEvent waits until event id is no longer queued and returns it.
+func (b *bundle) waitEvent(t *testing.T, id int64, timeout time.Duration) *bridge.Event {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ev, err := b.queue.Event(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Status != bridge.StatusQueued {
+			return ev
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event %d still queued after %s: %+v", id, timeout, ev)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitDrained waits until no event is queued.
+func (b *bundle) waitDrained(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		evs, err := b.queue.Events(context.Background(), bridge.EventFilter{Status: bridge.StatusQueued, Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events still queued after %s, e.g. %+v", timeout, evs[0])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// countingUsers counts the writes the bridge sends WordPress.
+type countingUsers struct {
+	bridge.Users
+	writes, creates atomic.Int64
+}
+
+func (c *countingUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
+	c.writes.Add(1)
+	c.creates.Add(1)
+	return c.Users.CreateUser(ctx, nu)
+}
+
+func (c *countingUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
+	c.writes.Add(1)
+	return c.Users.UpdateUser(ctx, id, up)
+}
+
+func (c *countingUsers) SetMeta(ctx context.Context, id int64, v map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error) {
+	c.writes.Add(1)
+	return c.Users.SetMeta(ctx, id, v)
+}
+
+func (c *countingUsers) SendNewUserNotification(ctx context.Context, id int64, who wordpress.Notify) error {
+	c.writes.Add(1)
+	return c.Users.SendNewUserNotification(ctx, id, who)
+}
+
+func TestQueueAcceptsThenApplies(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withQueue(fastQueue))
+	c := b.contact(t)
+	status, r := b.wpf(t, "add", c.ID, "role", "customer")
+	if status != http.StatusAccepted || r.EventID == 0 || r.Status != "accepted" {
+		t.Fatalf("add: %d %+v, want 202 with an event id", status, r)
+	}
+	ev := b.waitEvent(t, r.EventID, 30*time.Second)
+	if ev.Status != bridge.StatusDone || ev.Result == nil || !ev.Result.Created {
+		t.Fatalf("event = %+v", ev)
+	}
+	if u := b.user(t, c.Email); u.ID != ev.Result.UserID || !u.HasRole("customer") {
+		t.Errorf("user = %+v", u)
+	}
+}
+
+func TestQueueSyncWaitsForOutcome(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withQueue(fastQueue))
+	c := b.contact(t)
+	status, r := b.wpf(t, "add", c.ID, "sync", "true")
+	if status != http.StatusOK || !r.Result.Created || r.Result.UserID == 0 {
+		t.Fatalf("sync add: %d %+v", status, r)
+	}
+	status, r = b.wpf(t, "update", "noSuchContact0001", "sync", "true")
+	if status != http.StatusUnprocessableEntity || !strings.Contains(r.Error, "no contact") {
+		t.Fatalf("sync update of an unknown contact: %d %+v", status, r)
+	}
+}
+
+func TestQueueDuplicateDelivery(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withQueue(fastQueue))
+	c := b.contact(t)
+	body := map[string]any{"contact_id": c.ID, "email": c.Email, "first_name": "Ada", "tags": "vip"}
+	path := "/?wpf_action=update_tags&access_key=" + b.key
+	s1, r1 := b.call(t, http.MethodPost, path, body)
+	s2, r2 := b.call(t, http.MethodPost, path, body)
+	if s1 != http.StatusAccepted || s2 != http.StatusOK || r2.Status != "duplicate" || r2.EventID != r1.EventID {
+		t.Fatalf("first %d %+v, repeat %d %+v: want the repeat acknowledged as a duplicate of the first", s1, r1, s2, r2)
+	}
+	evs, err := b.queue.Events(context.Background(), bridge.EventFilter{})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("events = %d, %v; want 1", len(evs), err)
+	}
+	// A different body is a new delivery.
+	body["tags"] = "vip,new"
+	if s, r := b.call(t, http.MethodPost, path, body); s != http.StatusAccepted || r.EventID == r1.EventID {
+		t.Fatalf("changed body: %d %+v", s, r)
+	}
+}
+
+// gatedUsers holds every CreateUser until the gate opens, and counts how
+// many syncs are in WordPress at once.
+type gatedUsers struct {
+	bridge.Users
+	entered chan struct{}
+	gate    chan struct{}
+	once    sync.Once
+}
+
+func (g *gatedUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
+	g.once.Do(func() { close(g.entered) })
+	<-g.gate
+	return g.Users.CreateUser(ctx, nu)
+}
+
+
+// A webhook that arrives while its contact's sync runs leads to exactly one
+// more sync afterwards, which sees the change; the two never overlap.
+func TestQueueRunsAgainForWebhookDuringRun(t *testing.T) {
+	t.Parallel()
+	g := &gatedUsers{entered: make(chan struct{}), gate: make(chan struct{})}
+	b := setup(t, withQueue(fastQueue), func(s *settings) {
+		s.wrapUsers = func(u bridge.Users) bridge.Users { g.Users = u; return g }
+	})
+	c := b.contact(t)
+	_, first := b.wpf(t, "add", c.ID)
+	<-g.entered // the first sync is inside WordPress, holding the contact
+	c.Tags = []string{"changed while running"}
+	b.hl.PutContact(c)
+	var later []int64
+	for range 5 {
+		_, r := b.wpf(t, "update_tags", c.ID)
+		later = append(later, r.EventID)
+	}
+	time.Sleep(300 * time.Millisecond) // room for a wrongly parallel second sync to start
+	loads := 0
+	for _, req := range b.hl.Requests() {
+		if strings.HasPrefix(req.Path, "/contacts/"+c.ID) && req.Method == http.MethodGet {
+			loads++
+		}
+	}
+	if loads != 1 {
+		t.Fatalf("%d contact loads while the first sync ran, want 1 (syncs of one contact overlapped)", loads)
+	}
+	close(g.gate)
+	if ev := b.waitEvent(t, first.EventID, 30*time.Second); ev.Status != bridge.StatusDone {
+		t.Fatalf("first event = %+v", ev)
+	}
+	for _, id := range later {
+		if ev := b.waitEvent(t, id, 30*time.Second); ev.Status != bridge.StatusDone {
+			t.Fatalf("event %d = %+v", id, ev)
+		}
+	}
+	u := b.user(t, c.Email)
+	if tags := b.meta(t, u.ID, "highlevel_tags")["highlevel_tags"].([]string); strings.Join(tags, "|") != "changed while running" {
+		t.Errorf("tags = %v: the change made during the first sync was lost", tags)
+	}
+	loads = 0
+	for _, req := range b.hl.Requests() {
+		if strings.HasPrefix(req.Path, "/contacts/"+c.ID) && req.Method == http.MethodGet {
+			loads++
+		}
+	}
+	if loads != 2 {
+		t.Errorf("%d syncs for 6 webhooks, want 2 (the first, and one for the 5 that came during it)", loads)
+	}
+}
+
+// A bulk edit: many webhooks per contact arrive at once. Every contact
+// ends with its final state and the site sees about one write per contact.
+func TestQueueStormCoalesces(t *testing.T) {
+	t.Parallel()
+	counter := &countingUsers{}
+	b := setup(t, withQueue(bridge.QueueConfig{PollInterval: 50 * time.Millisecond}), func(s *settings) {
+		s.wrapUsers = func(u bridge.Users) bridge.Users { counter.Users = u; return counter }
+	})
+	b.hl.SetBurst(0, 0) // HighLevel's limit is tested on its own
+	const contacts, perContact = 200, 10
+	var cs []highlevel.Contact
+	for i := range contacts {
+		cs = append(cs, b.contact(t, func(c *highlevel.Contact) {
+			c.FirstName = fmt.Sprintf("Storm%03d", i)
+			c.Tags = []string{"bulk", fmt.Sprintf("t%d", i%7)}
+		}))
+	}
+	actions := []string{"add", "update", "update_tags"}
+	start := time.Now()
+	var wg sync.WaitGroup
+	work := make(chan [2]int)
+	var failures atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range work {
+				c, action := cs[w[0]], actions[w[1]%len(actions)]
+				if w[1] == 0 {
+					action = "add"
+				}
+				q := url.Values{"wpf_action": {action}, "access_key": {b.key}, "contact_id": {c.ID}, "n": {fmt.Sprint(w[1])}}
+				resp, err := http.Post(b.url+"/?"+q.Encode(), "application/json", nil)
+				if err != nil || resp.StatusCode != http.StatusAccepted {
+					failures.Add(1)
+				}
+				if resp != nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	for round := range perContact {
+		for i := range contacts {
+			work <- [2]int{i, round}
+		}
+	}
+	close(work)
+	wg.Wait()
+	accepted := time.Since(start)
+	if failures.Load() > 0 {
+		t.Fatalf("%d webhooks were not accepted", failures.Load())
+	}
+	b.waitDrained(t, 3*time.Minute)
+	drained := time.Since(start)
+	for _, c := range cs {
+		u := b.user(t, c.Email)
+		m := b.meta(t, u.ID, "highlevel_contact_id", "highlevel_tags")
+		stored, _ := b.hl.Contact(c.ID)
+		if u.FirstName != c.FirstName || m["highlevel_contact_id"] != c.ID ||
+			strings.Join(m["highlevel_tags"].([]string), ",") != strings.Join(stored.Tags, ",") {
+			t.Fatalf("contact %s: user %+v meta %v", c.ID, u, m)
+		}
+		if ids, _ := b.wp.UsersByMeta(context.Background(), "highlevel_contact_id", c.ID); len(ids) != 1 {
+			t.Fatalf("contact %s has %d users", c.ID, len(ids))
+		}
+	}
+	t.Logf("storm: %d webhooks for %d contacts accepted in %s, drained in %s; WordPress writes: %d (creates %d)",
+		contacts*perContact, contacts, accepted.Round(time.Millisecond), drained.Round(time.Millisecond),
+		counter.writes.Load(), counter.creates.Load())
+	if w := counter.writes.Load(); w > contacts*11/10 {
+		t.Errorf("%d WordPress writes for %d contacts, want within 10%%", w, contacts)
+	}
+}
+
+// switchableProxy forwards TCP to WordPress while up; while down it does
+// not listen, so connections are refused as with a stopped site.
+type switchableProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+}
+
+func newSwitchableProxy(t *testing.T, target string) *switchableProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &switchableProxy{addr: ln.Addr().String(), target: target, ln: ln}
+	go p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *switchableProxy) serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				return
+			}
+			defer up.Close()
+			go func() { _, _ = copyConn(up, c) }()
+			_, _ = copyConn(c, up)
+		}()
+	}
+}
+
+func (p *switchableProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+}
+
+func (p *switchableProxy) up(t *testing.T) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ln = ln
+	go p.serve(ln)
+}
+
+// WordPress down while webhooks arrive: all are acknowledged, and all are
+// applied once it is back.
+func TestQueueWordPressDown(t *testing.T) {
+	t.Parallel()
+	target := strings.TrimPrefix(site.URL, "http://")
+	proxy := newSwitchableProxy(t, target)
+	b := setup(t, withQueue(fastQueue), func(s *settings) { s.wordpress = "http://" + proxy.addr })
+	proxy.down()
+	var cs []highlevel.Contact
+	var ids []int64
+	for range 10 {
+		c := b.contact(t)
+		cs = append(cs, c)
+		status, r := b.wpf(t, "add", c.ID)
+		if status != http.StatusAccepted {
+			t.Fatalf("add while WordPress is down: %d %+v", status, r)
+		}
+		ids = append(ids, r.EventID)
+	}
+	time.Sleep(1500 * time.Millisecond) // a few failed attempts
+	ev, err := b.queue.Event(context.Background(), ids[0])
+	if err != nil || ev.Status != bridge.StatusQueued || ev.Error == "" {
+		t.Fatalf("while down: event = %+v, %v; want queued with the error noted", ev, err)
+	}
+	proxy.up(t)
+	for _, id := range ids {
+		if ev := b.waitEvent(t, id, 60*time.Second); ev.Status != bridge.StatusDone {
+			t.Fatalf("event %d after WordPress returned: %+v", id, ev)
+		}
+	}
+	for _, c := range cs {
+		b.user(t, c.Email)
+	}
+}
+
+// HighLevel answering 429: the sync waits as told, spends no attempt, and
+// nothing is dropped.
+func TestQueueHighLevelRateLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withQueue(fastQueue))
+	b.hl.SetBurst(3, time.Second)
+	var ids []int64
+	var cs []highlevel.Contact
+	for range 12 {
+		c := b.contact(t)
+		cs = append(cs, c)
+		_, r := b.wpf(t, "add", c.ID)
+		ids = append(ids, r.EventID)
+	}
+	for _, id := range ids {
+		ev := b.waitEvent(t, id, 90*time.Second)
+		if ev.Status != bridge.StatusDone || ev.Attempts != 1 {
+			t.Fatalf("event %d = %+v, want done on its first attempt", id, ev)
+		}
+	}
+	limited := 0
+	for _, r := range b.hl.Requests() {
+		if r.Status == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("HighLevel never answered 429: the test proves nothing")
+	}
+	for _, c := range cs {
+		b.user(t, c.Email)
+	}
+	t.Logf("%d answers were 429", limited)
+}
+
+// A refused event shows in the admin API and, once the cause is fixed, a
+// retry applies it.
+func TestQueueFailedEventsReplay(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withQueue(fastQueue))
+	c := highlevel.Contact{ID: randomID(20), FirstName: "Late", Email: strings.ToLower(randomID(10)) + "@example.test"}
+	_, r := b.wpf(t, "add", c.ID)
+	if ev := b.waitEvent(t, r.EventID, 30*time.Second); ev.Status != bridge.StatusRefused {
+		t.Fatalf("event for an unknown contact = %+v", ev)
+	}
+	admin := func(method, path string) (int, string) {
+		req, _ := http.NewRequest(method, b.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+b.admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var sb strings.Builder
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			sb.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		return resp.StatusCode, sb.String()
+	}
+	if status, body := admin("GET", "/admin/events?failed=true"); status != 200 || !strings.Contains(body, c.ID) {
+		t.Fatalf("failed events: %d %s", status, body)
+	}
+	req, _ := http.NewRequest("GET", b.url+"/admin/events", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("admin API without the token: %v %v", resp.StatusCode, err)
+	}
+	if status, body := admin("POST", "/admin/events/999999/retry"); status != http.StatusNotFound {
+		t.Fatalf("retry of an unknown event: %d %s", status, body)
+	}
+	b.hl.PutContact(c)
+	if status, body := admin("POST", fmt.Sprintf("/admin/events/%d/retry", r.EventID)); status != http.StatusAccepted {
+		t.Fatalf("retry: %d %s", status, body)
+	}
+	if ev := b.waitEvent(t, r.EventID, 30*time.Second); ev.Status != bridge.StatusDone {
+		t.Fatalf("retried event = %+v", ev)
+	}
+	b.user(t, c.Email)
+	if status, _ := admin("POST", fmt.Sprintf("/admin/events/%d/retry", r.EventID)); status != http.StatusConflict {
+		t.Errorf("retry of a done event: %d, want 409", status)
+	}
+}
+
+func copyConn(dst, src net.Conn) (int64, error) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	var n int64
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return n, werr
+			}
+			n += int64(k)
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
