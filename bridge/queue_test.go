@@ -153,7 +153,6 @@ func (g *gatedUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wor
 	return g.Users.CreateUser(ctx, nu)
 }
 
-
 // A webhook that arrives while its contact's sync runs leads to exactly one
 // more sync afterwards, which sees the change; the two never overlap.
 func TestQueueRunsAgainForWebhookDuringRun(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"unicode"
 
 	"github.com/go-resty/resty/v2"
+	"golang.org/x/time/rate"
 )
 
 // DefaultBaseURL is HighLevel's API v2 endpoint.
@@ -58,7 +59,16 @@ type Config struct {
 	// duration, remaining rate limit) and warnings; never the token or field
 	// values. Optional: nil discards.
 	Logger *slog.Logger
+	// RequestsPer10s is this client's budget of requests per 10 seconds,
+	// kept by waiting before a request. HighLevel allows 100 per 10 s per
+	// app and location; the default, DefaultRequestsPer10s, leaves room for
+	// the sub-account's other integrations. Negative turns pacing off.
+	RequestsPer10s int
 }
+
+// DefaultRequestsPer10s is the default request budget: 90% of HighLevel's
+// burst limit of 100 requests per 10 seconds.
+const DefaultRequestsPer10s = 90
 
 // Client calls HighLevel's API v2. It does not retry: every error says, via
 // Retryable and RetryAfter, whether and when the caller's queue should try
@@ -71,7 +81,8 @@ type Client struct {
 	log        *slog.Logger
 	now        func() time.Time
 
-	rate rateLimitTracker
+	rate    rateLimitTracker
+	limiter *rate.Limiter // nil: no pacing
 
 	// The custom field catalogue. catFetch is a one-slot semaphore held
 	// while fetching, so concurrent misses cause one request, and a waiting
@@ -135,7 +146,17 @@ func New(cfg Config) (*Client, error) {
 		SetRetryCount(0). // the caller's queue retries, with Retryable/RetryAfter
 		SetLogger(restyLogger{log: log, secret: token})
 
+	var limiter *rate.Limiter
+	if n := cfg.RequestsPer10s; n >= 0 {
+		if n == 0 {
+			n = DefaultRequestsPer10s
+		}
+		// A tenth of the budget as burst keeps every sliding 10 s window
+		// within n + n/10 of the nominal limit's 100.
+		limiter = rate.NewLimiter(rate.Limit(float64(n)/10), max(1, n/10))
+	}
 	return &Client{
+		limiter:    limiter,
 		rc:         rc,
 		token:      token,
 		locationID: strings.TrimSpace(cfg.LocationID),
@@ -162,6 +183,11 @@ type call struct {
 // do sends a request and decodes a 2xx JSON answer into out (when non-nil).
 // Every other outcome becomes a typed error; none of them contains the token.
 func (c *Client) do(ctx context.Context, cl call, out any) error {
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return fmt.Errorf("highlevel: waiting for the request budget: %w", err)
+		}
+	}
 	req := c.rc.R().SetContext(ctx)
 	for k, v := range cl.pathParams {
 		req.SetPathParam(k, v) // escaped with url.PathEscape
