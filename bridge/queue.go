@@ -37,6 +37,9 @@ type QueueConfig struct {
 	// DedupeWindow is how long a repeated delivery (same query and body)
 	// is recognised as HighLevel's retry. Default 10 minutes.
 	DedupeWindow time.Duration
+	// EventRetention is how long finished events are kept for the
+	// operator; queued ones are kept until they finish. Default 30 days.
+	EventRetention time.Duration
 	// SyncWait bounds how long a sync=true webhook waits for its outcome
 	// before it is answered 202. Default 10 seconds.
 	SyncWait time.Duration
@@ -65,6 +68,9 @@ func (c *QueueConfig) defaults() {
 	}
 	if c.DedupeWindow <= 0 {
 		c.DedupeWindow = 10 * time.Minute
+	}
+	if c.EventRetention <= 0 {
+		c.EventRetention = 30 * 24 * time.Hour
 	}
 	if c.SyncWait <= 0 {
 		c.SyncWait = 10 * time.Second
@@ -128,7 +134,10 @@ func NewQueue(store *Store, syncer *Syncer, cfg QueueConfig) (*Queue, error) {
 	if syncer != nil {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, &syncWorker{q: q})
+		river.AddWorker(workers, &cleanupWorker{q: q})
 		rc.Workers = workers
+		rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cleanupInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return cleanupArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true})}
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
 	}
 	var err error

@@ -477,3 +477,27 @@ func copyConn(dst, src net.Conn) (int64, error) {
 		}
 	}
 }
+
+// Cleanup forgets expired deliveries and old finished events, never a
+// queued one.
+func TestQueueCleanup(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withQueue(fastQueue))
+	c := b.contact(t)
+	body := map[string]any{"contact_id": c.ID, "email": c.Email}
+	path := "/?wpf_action=add&access_key=" + b.key
+	_, r := b.call(t, http.MethodPost, path, body)
+	b.waitEvent(t, r.EventID, 30*time.Second)
+	ctx := context.Background()
+	if d, e, err := b.queue.Cleanup(ctx, time.Now()); err != nil || d != 0 || e != 0 {
+		t.Fatalf("cleanup now = %d deliveries, %d events, %v; want nothing removed", d, e, err)
+	}
+	d, e, err := b.queue.Cleanup(ctx, time.Now().Add(31*24*time.Hour))
+	if err != nil || d != 1 || e != 1 {
+		t.Fatalf("cleanup a month later = %d deliveries, %d events, %v; want 1 and 1", d, e, err)
+	}
+	// The same delivery is new again once its fingerprint is forgotten.
+	if s, r2 := b.call(t, http.MethodPost, path, body); s != http.StatusAccepted || r2.EventID == r.EventID {
+		t.Fatalf("after cleanup: %d %+v", s, r2)
+	}
+}

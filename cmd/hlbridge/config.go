@@ -50,6 +50,7 @@ type config struct {
 	MaxAttempts          int           `env:"BRIDGE_MAX_ATTEMPTS, default=60"`
 	RetryBase            time.Duration `env:"BRIDGE_RETRY_BASE, default=2s"`
 	DedupeWindow         time.Duration `env:"BRIDGE_DEDUPE_WINDOW, default=10m"`
+	EventRetention       time.Duration `env:"BRIDGE_EVENT_RETENTION, default=720h"`
 	ShutdownTimeout      time.Duration `env:"BRIDGE_SHUTDOWN_TIMEOUT, default=30s"`
 
 	fieldMap []bridge.Mapping
@@ -125,7 +126,8 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 		bad("HIGHLEVEL_REQUESTS_PER_10S", "must be from 1 to 100 (HighLevel allows 100 requests per 10 seconds)")
 	}
 	positive := map[string]time.Duration{"BRIDGE_SYNC_WAIT": cfg.SyncWait, "BRIDGE_JOB_TIMEOUT": cfg.JobTimeout,
-		"BRIDGE_RETRY_BASE": cfg.RetryBase, "BRIDGE_DEDUPE_WINDOW": cfg.DedupeWindow, "BRIDGE_SHUTDOWN_TIMEOUT": cfg.ShutdownTimeout}
+		"BRIDGE_RETRY_BASE": cfg.RetryBase, "BRIDGE_DEDUPE_WINDOW": cfg.DedupeWindow, "BRIDGE_EVENT_RETENTION": cfg.EventRetention,
+		"BRIDGE_SHUTDOWN_TIMEOUT": cfg.ShutdownTimeout}
 	for _, name := range slices.Sorted(maps.Keys(positive)) {
 		if positive[name] <= 0 {
 			bad(name, "must be a positive duration such as 30s")

@@ -113,7 +113,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	defer store.Close()
 	queue, err := bridge.NewQueue(store, syncer, bridge.QueueConfig{
 		Workers: cfg.WordPressConcurrency, JobTimeout: cfg.JobTimeout, MaxAttempts: cfg.MaxAttempts,
-		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, SyncWait: cfg.SyncWait, Logger: logger,
+		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, EventRetention: cfg.EventRetention, SyncWait: cfg.SyncWait, Logger: logger,
 	})
 	if err != nil {
 		return err
