@@ -19,6 +19,15 @@ func (s *Server) requireAdmin(c *gin.Context) {
 	c.Next()
 }
 
+// requireAdminIfSet checks the admin token only when one is configured.
+func (s *Server) requireAdminIfSet(c *gin.Context) {
+	if s.cfg.AdminToken == "" {
+		c.Next()
+		return
+	}
+	s.requireAdmin(c)
+}
+
 // handleListEvents answers GET /admin/events?failed=true&status=queued&limit=100.
 func (s *Server) handleListEvents(c *gin.Context) {
 	failed, err := parseFlag(c.Query("failed"))

@@ -54,6 +54,7 @@ type settings struct {
 	wordpress string              // the URL the bridge uses for WordPress; "" for the site
 	wrapUsers func(bridge.Users) bridge.Users
 	server    bridge.ServerConfig
+	metrics   *bridge.Metrics
 }
 
 type option func(*settings)
@@ -96,9 +97,9 @@ func setup(t *testing.T, opts ...option) *bundle {
 	if b.me, err = wp.Me(context.Background()); err != nil && st.wordpress == "" {
 		t.Fatal(err)
 	}
-	var users bridge.Users = wp
+	var users bridge.Users = st.metrics.Users(wp)
 	if st.wrapUsers != nil {
-		users = st.wrapUsers(wp)
+		users = st.wrapUsers(users)
 	}
 	var contacts bridge.Contacts
 	if !st.payload {
@@ -115,7 +116,7 @@ func setup(t *testing.T, opts ...option) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := bridge.ServerDeps{Syncer: syncer, Dispatcher: bridge.Inline{Syncer: syncer}, Logger: logger}
+	deps := bridge.ServerDeps{Syncer: syncer, Dispatcher: bridge.Inline{Syncer: syncer}, Logger: logger, Metrics: st.metrics}
 	st.server.AccessKey = b.key
 	if st.queue != nil {
 		dsn := st.dsn
@@ -128,6 +129,7 @@ func setup(t *testing.T, opts ...option) *bundle {
 		}
 		qc := *st.queue
 		qc.Logger = logger
+		qc.Metrics = st.metrics
 		q, err := bridge.NewQueue(store, syncer, qc)
 		if err != nil {
 			t.Fatal(err)

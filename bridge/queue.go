@@ -48,6 +48,8 @@ type QueueConfig struct {
 	PollInterval time.Duration
 	// Logger receives the queue's and River's log; nil discards.
 	Logger *slog.Logger
+	// Metrics records syncs and exports the queue's depth; nil: none.
+	Metrics *Metrics
 }
 
 func (c *QueueConfig) defaults() {
@@ -156,6 +158,7 @@ func NewQueue(store *Store, syncer *Syncer, cfg QueueConfig) (*Queue, error) {
 	if q.client, err = river.NewClient(store.driver, rc); err != nil {
 		return nil, fmt.Errorf("bridge: queue: %w", err)
 	}
+	cfg.Metrics.queueDepth(q)
 	return q, nil
 }
 

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -499,5 +500,51 @@ func TestQueueCleanup(t *testing.T) {
 	// The same delivery is new again once its fingerprint is forgotten.
 	if s, r2 := b.call(t, http.MethodPost, path, body); s != http.StatusAccepted || r2.EventID == r.EventID {
 		t.Fatalf("after cleanup: %d %+v", s, r2)
+	}
+}
+
+// /metrics counts webhooks, syncs and WordPress calls, behind the admin
+// token, and shows no secret.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	m := bridge.NewMetrics()
+	b := setup(t, withQueue(fastQueue), func(s *settings) { s.metrics = m })
+	c := b.contact(t)
+	_, r := b.wpf(t, "add", c.ID)
+	b.waitEvent(t, r.EventID, 30*time.Second)
+	b.call(t, http.MethodPost, "/?wpf_action=add&access_key=wrong", nil)
+	resp, err := http.Get(b.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("metrics without the admin token: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, b.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+b.admin)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	text := string(raw)
+	for _, want := range []string{
+		`hlbridge_webhooks_total{action="add",status="202"} 1`,
+		`hlbridge_webhooks_total{action="add",status="401"} 1`,
+		`hlbridge_syncs_total{outcome="done"} 1`,
+		`hlbridge_wordpress_calls_total{call="create_user"} 1`,
+		`hlbridge_events_queued 0`,
+		`hlbridge_sync_duration_seconds_count 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, secret := range []string{b.key, b.admin, site.AppPassword, b.hl.Token, c.ID, c.Email} {
+		if strings.Contains(text, secret) {
+			t.Errorf("metrics show %q", secret)
+		}
 	}
 }

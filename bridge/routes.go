@@ -15,15 +15,19 @@ func (s *Server) routes() {
 	e.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed") })
 
 	e.GET("/healthz", s.handleHealth)
+	if s.metrics != nil {
+		// Counts only; behind the admin token when there is one.
+		e.GET("/metrics", s.requireAdminIfSet, gin.WrapH(s.metrics.Handler()))
+	}
 
 	// WP Fusion's webhook URL, so a workflow moves over by changing the host:
 	// /?wpf_action=add&access_key=KEY&contact_id={{contact.id}}
-	e.GET("/", s.handleWPFusion)
-	e.POST("/", s.handleWPFusion)
+	e.GET("/", s.metrics.countWebhooks, s.handleWPFusion)
+	e.POST("/", s.metrics.countWebhooks, s.handleWPFusion)
 
 	// The same actions with the key in a header, out of URLs and logs.
-	e.GET("/hooks/highlevel/:action", s.handleHook)
-	e.POST("/hooks/highlevel/:action", s.handleHook)
+	e.GET("/hooks/highlevel/:action", s.metrics.countWebhooks, s.handleHook)
+	e.POST("/hooks/highlevel/:action", s.metrics.countWebhooks, s.handleHook)
 
 	// The operator's view of the queue, with Authorization: Bearer
 	// BRIDGE_ADMIN_TOKEN; absent when no token is configured.

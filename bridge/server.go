@@ -33,6 +33,8 @@ type ServerDeps struct {
 	Dispatcher Dispatcher
 	// Events serves the admin API; nil turns it off.
 	Events EventStore
+	// Metrics are served at /metrics; nil turns them off.
+	Metrics *Metrics
 	// Logger receives request and outcome lines; nil discards.
 	Logger *slog.Logger
 }
@@ -53,6 +55,7 @@ type Server struct {
 	syncer    *Syncer
 	dispatch  Dispatcher
 	events    EventStore
+	metrics   *Metrics
 	logger    *slog.Logger
 	engine    *gin.Engine
 }
@@ -76,7 +79,7 @@ func NewServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, keyHash: sha256.Sum256([]byte(cfg.AccessKey)), syncer: deps.Syncer,
-		dispatch: deps.Dispatcher, events: deps.Events, logger: logger, engine: gin.New()}
+		dispatch: deps.Dispatcher, events: deps.Events, metrics: deps.Metrics, logger: logger, engine: gin.New()}
 	if cfg.AdminToken != "" {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
 	}

@@ -30,7 +30,9 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[syncContactArgs]) 
 	}
 	log := q.cfg.Logger.With(slog.String("contact_id", contactID), slog.String("action", string(req.Action)),
 		slog.Int("attempt", job.Attempt))
+	start := time.Now()
 	res, err := q.syncer.Apply(ctx, *req)
+	took := time.Since(start)
 
 	var status, errText string
 	switch {
@@ -39,6 +41,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[syncContactArgs]) 
 		log.Info("synced", slog.Int64("user_id", res.UserID), slog.Bool("created", res.Created), slog.Any("changed", res.Changed))
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// Shutting down: run again after the next start, no attempt spent.
+		q.cfg.Metrics.sync("snoozed", took)
 		return river.JobSnooze(0)
 	case errors.Is(err, ErrRefused):
 		status, errText = StatusRefused, refusalReason(err)
@@ -47,11 +50,13 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[syncContactArgs]) 
 		if wait, ok := RetryAfter(err); ok {
 			log.Warn("rate limited, snoozing", slog.Duration("wait", wait))
 			q.noteError(ctx, contactID, claimedSeq, "waiting: "+err.Error())
+			q.cfg.Metrics.sync("snoozed", took)
 			return river.JobSnooze(wait) // costs no attempt
 		}
 		if job.Attempt < job.MaxAttempts {
 			log.Warn("sync failed, will retry", slog.String("error", err.Error()))
 			q.noteError(ctx, contactID, claimedSeq, err.Error())
+			q.cfg.Metrics.sync("retry", took)
 			return err
 		}
 		status, errText = StatusFailed, fmt.Sprintf("gave up after %d attempts: %v", job.Attempt, err)
@@ -60,6 +65,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[syncContactArgs]) 
 		status, errText = StatusFailed, err.Error()
 		log.Error("sync failed", slog.String("error", errText))
 	}
+	q.cfg.Metrics.sync(status, took)
 	return q.finish(ctx, job, status, res, errText, err == nil)
 }
 

@@ -105,7 +105,8 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 		bad("BRIDGE_FIELD_MAP", "%v", err)
 	}
 	for i, r := range cfg.AllowedRoles {
-		cfg.AllowedRoles[i] = strings.TrimSpace(r)
+		r = strings.TrimSpace(r)
+		cfg.AllowedRoles[i] = r
 		if r == "administrator" {
 			bad("BRIDGE_ALLOWED_ROLES", "must not include administrator: a webhook may never make an administrator")
 		}

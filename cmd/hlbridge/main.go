@@ -96,12 +96,13 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	} else {
 		logger.Info("no HIGHLEVEL_TOKEN: payload mode, contacts come from webhook bodies")
 	}
+	metrics := bridge.NewMetrics()
 	syncer, err := bridge.NewSyncer(bridge.Config{
 		DefaultRole: cfg.DefaultRole, AllowedRoles: cfg.AllowedRoles,
 		UsernameField: cfg.UsernameField, PasswordField: cfg.PasswordField,
 		ReturnPasswordField: cfg.ReturnPasswordField, FieldMap: cfg.fieldMap,
 		TagsMetaKey: cfg.TagsMetaKey, ContactIDMetaKey: cfg.ContactIDMetaKey,
-	}, wp, contacts, logger)
+	}, metrics.Users(wp), contacts, logger)
 	if err != nil {
 		return err
 	}
@@ -113,7 +114,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	defer store.Close()
 	queue, err := bridge.NewQueue(store, syncer, bridge.QueueConfig{
 		Workers: cfg.WordPressConcurrency, JobTimeout: cfg.JobTimeout, MaxAttempts: cfg.MaxAttempts,
-		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, EventRetention: cfg.EventRetention, SyncWait: cfg.SyncWait, Logger: logger,
+		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, EventRetention: cfg.EventRetention, SyncWait: cfg.SyncWait, Logger: logger, Metrics: metrics,
 	})
 	if err != nil {
 		return err
@@ -123,7 +124,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	}
 	srv, err := bridge.NewServer(
 		bridge.ServerConfig{AccessKey: cfg.AccessKey, SyncByDefault: cfg.SyncByDefault, AdminToken: cfg.AdminToken},
-		bridge.ServerDeps{Syncer: syncer, Dispatcher: queue, Events: queue, Logger: logger})
+		bridge.ServerDeps{Syncer: syncer, Dispatcher: queue, Events: queue, Metrics: metrics, Logger: logger})
 	if err != nil {
 		return err
 	}

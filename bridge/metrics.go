@@ -1,0 +1,162 @@
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hlbridge/hlbridge/wordpress"
+)
+
+// Metrics are hlbridge's Prometheus metrics, served at /metrics. Labels are
+// drawn from small fixed sets (actions, statuses, call names): never an id,
+// a URL or a secret. A nil *Metrics records nothing.
+type Metrics struct {
+	reg            *prometheus.Registry
+	webhooks       *prometheus.CounterVec
+	syncs          *prometheus.CounterVec
+	syncSeconds    prometheus.Histogram
+	wordpressCalls *prometheus.CounterVec
+}
+
+// NewMetrics returns a fresh registry with hlbridge's metrics and the Go
+// runtime's and process's.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hlbridge_webhooks_total",
+			Help: "Webhooks received, by action and HTTP status answered.",
+		}, []string{"action", "status"}),
+		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hlbridge_syncs_total",
+			Help: "Contact syncs run by the queue, by outcome: done, refused, failed, retry (will try again), snoozed (rate limited).",
+		}, []string{"outcome"}),
+		syncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hlbridge_sync_duration_seconds",
+			Help:    "Time one contact sync takes, WordPress and HighLevel calls included.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}),
+		wordpressCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hlbridge_wordpress_calls_total",
+			Help: "Calls the bridge made to WordPress, by call; create_user, update_user, set_meta and notify write.",
+		}, []string{"call"}),
+	}
+	m.reg.MustRegister(m.webhooks, m.syncs, m.syncSeconds, m.wordpressCalls,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in Prometheus's text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// countWebhooks is the middleware of the webhook routes.
+func (m *Metrics) countWebhooks(c *gin.Context) {
+	c.Next()
+	if m == nil {
+		return
+	}
+	name := c.Param("action")
+	if name == "" {
+		name = c.Query("wpf_action")
+	}
+	action, ok := ParseAction(name)
+	if !ok {
+		action = "invalid"
+	}
+	m.webhooks.WithLabelValues(string(action), strconv.Itoa(c.Writer.Status())).Inc()
+}
+
+// sync records one sync's outcome and duration.
+func (m *Metrics) sync(outcome string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.syncs.WithLabelValues(outcome).Inc()
+	m.syncSeconds.Observe(took.Seconds())
+}
+
+// queueDepth exports the number of queued events, read from the store when
+// scraped.
+func (m *Metrics) queueDepth(q *Queue) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hlbridge_events_queued",
+		Help: "Accepted webhooks not yet applied.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var n int64
+		if err := q.store.db.QueryRowContext(ctx, q.store.q(`SELECT COUNT(*) FROM hlbridge_event WHERE status = ?`), StatusQueued).Scan(&n); err != nil {
+			q.cfg.Logger.Warn("metrics: count queued events", slog.String("error", err.Error()))
+			return -1
+		}
+		return float64(n)
+	}))
+}
+
+// Users wraps u so that every call to WordPress is counted.
+func (m *Metrics) Users(u Users) Users {
+	if m == nil {
+		return u
+	}
+	return countedUsers{Users: u, calls: m.wordpressCalls}
+}
+
+type countedUsers struct {
+	Users
+	calls *prometheus.CounterVec
+}
+
+func (c countedUsers) count(call string) { c.calls.WithLabelValues(call).Inc() }
+
+func (c countedUsers) UserByID(ctx context.Context, id int64) (*wordpress.User, error) {
+	c.count("user_by_id")
+	return c.Users.UserByID(ctx, id)
+}
+
+func (c countedUsers) UserByEmail(ctx context.Context, email string) (*wordpress.User, error) {
+	c.count("user_by_email")
+	return c.Users.UserByEmail(ctx, email)
+}
+
+func (c countedUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64, error) {
+	c.count("users_by_meta")
+	return c.Users.UsersByMeta(ctx, key, value)
+}
+
+func (c countedUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
+	c.count("create_user")
+	return c.Users.CreateUser(ctx, nu)
+}
+
+func (c countedUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
+	c.count("update_user")
+	return c.Users.UpdateUser(ctx, id, up)
+}
+
+func (c countedUsers) Meta(ctx context.Context, id int64, keys ...string) (map[string]wordpress.MetaValue, error) {
+	c.count("read_meta")
+	return c.Users.Meta(ctx, id, keys...)
+}
+
+func (c countedUsers) SetMeta(ctx context.Context, id int64, values map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error) {
+	c.count("set_meta")
+	return c.Users.SetMeta(ctx, id, values)
+}
+
+func (c countedUsers) SendNewUserNotification(ctx context.Context, id int64, who wordpress.Notify) error {
+	c.count("notify")
+	return c.Users.SendNewUserNotification(ctx, id, who)
+}
