@@ -419,3 +419,35 @@ func TestCreateAndUpdateWithMeta(t *testing.T) {
 		t.Errorf("meta after update = %v", got)
 	}
 }
+
+// With plain permalinks /wp-json/ answers the HTML home page; the client
+// must find the REST API at ?rest_route= and work the same. A private site,
+// since switching permalinks would disturb the tests sharing the main one.
+func TestPlainPermalinks(t *testing.T) {
+	t.Parallel()
+	private, stop, err := wordpresstest.StartPrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	private.SetPrettyPermalinks(t, false)
+	c, err := wordpress.New(wordpress.Config{URL: private.URL, Username: private.Username, AppPassword: private.AppPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Verify(ctx(t)); err != nil {
+		t.Fatalf("Verify with plain permalinks: %v", err)
+	}
+	email := wordpresstest.UniqueEmail(t)
+	u, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: wordpress.SanitizeLogin(email), Email: email, Password: "pw-123456",
+		Meta: map[string]wordpress.MetaValue{"highlevel_contact_id": "plainPermalinks1"}})
+	if err != nil {
+		t.Fatalf("create with plain permalinks: %v", err)
+	}
+	if found, err := c.UserByEmail(ctx(t), email); err != nil || found.ID != u.ID {
+		t.Fatalf("UserByEmail = %+v, %v", found, err)
+	}
+	if ids, err := c.UsersByMeta(ctx(t), "highlevel_contact_id", "plainPermalinks1"); err != nil || len(ids) != 1 {
+		t.Fatalf("UsersByMeta = %v, %v", ids, err)
+	}
+}

@@ -80,6 +80,17 @@ func Start() (*Site, func(), error) {
 	return start(root)
 }
 
+// StartPrivate starts a site of its own even when $WORDPRESS_TEST_SITE names a
+// shared one, for a test that changes site-wide settings (permalinks) which would
+// disturb the tests running beside it. Stop it with the returned func.
+func StartPrivate() (*Site, func(), error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, nil, err
+	}
+	return start(root)
+}
+
 // Main runs a test binary against a test WordPress: it starts (or reuses) the site, stores
 // it in *site, runs the tests, stops the site and exits with the tests' status. When the
 // site cannot start it prints why and exits 1: tests that need WordPress never skip.
