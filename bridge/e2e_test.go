@@ -55,6 +55,7 @@ type settings struct {
 	wrapUsers func(bridge.Users) bridge.Users
 	server    bridge.ServerConfig
 	metrics   *bridge.Metrics
+	verifier  *highlevel.Verifier
 }
 
 type option func(*settings)
@@ -111,12 +112,14 @@ func setup(t *testing.T, opts ...option) *bundle {
 			t.Fatal(err)
 		}
 		contacts = hl
+		st.server.LocationID = b.hl.LocationID
 	}
 	syncer, err := bridge.NewSyncer(st.cfg, users, contacts, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := bridge.ServerDeps{Syncer: syncer, Dispatcher: bridge.Inline{Syncer: syncer}, Logger: logger, Metrics: st.metrics}
+	deps := bridge.ServerDeps{Syncer: syncer, Dispatcher: bridge.Inline{Syncer: syncer}, Logger: logger,
+		Metrics: st.metrics, AppVerifier: st.verifier}
 	st.server.AccessKey = b.key
 	if st.queue != nil {
 		dsn := st.dsn

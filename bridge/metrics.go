@@ -70,7 +70,10 @@ func (m *Metrics) countWebhooks(c *gin.Context) {
 		name = c.Query("wpf_action")
 	}
 	action, ok := ParseAction(name)
-	if !ok {
+	switch {
+	case c.FullPath() == "/hooks/highlevel/app":
+		action = "app_event"
+	case !ok:
 		action = "invalid"
 	}
 	m.webhooks.WithLabelValues(string(action), strconv.Itoa(c.Writer.Status())).Inc()

@@ -25,6 +25,9 @@ func (s *Server) routes() {
 	e.GET("/", s.metrics.countWebhooks, s.handleWPFusion)
 	e.POST("/", s.metrics.countWebhooks, s.handleWPFusion)
 
+	// HighLevel's signed marketplace app webhooks (ContactUpdate, ...).
+	e.POST("/hooks/highlevel/app", s.metrics.countWebhooks, s.handleAppEvent)
+
 	// The same actions with the key in a header, out of URLs and logs.
 	e.GET("/hooks/highlevel/:action", s.metrics.countWebhooks, s.handleHook)
 	e.POST("/hooks/highlevel/:action", s.metrics.countWebhooks, s.handleHook)

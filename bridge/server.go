@@ -9,6 +9,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/hlbridge/hlbridge/highlevel"
 )
 
 // ServerConfig is what the HTTP intake needs to know.
@@ -23,6 +25,9 @@ type ServerConfig struct {
 	// AdminToken protects the admin API (Authorization: Bearer TOKEN);
 	// empty turns the admin API off.
 	AdminToken string
+	// LocationID, when set, is the only HighLevel location whose app
+	// events are acted on.
+	LocationID string
 }
 
 // ServerDeps are the parts the HTTP intake works with.
@@ -35,6 +40,9 @@ type ServerDeps struct {
 	Events EventStore
 	// Metrics are served at /metrics; nil turns them off.
 	Metrics *Metrics
+	// AppVerifier checks the signatures of HighLevel's app webhooks; nil
+	// uses HighLevel's published keys.
+	AppVerifier *highlevel.Verifier
 	// Logger receives request and outcome lines; nil discards.
 	Logger *slog.Logger
 }
@@ -49,15 +57,16 @@ type EventStore interface {
 
 // Server is hlbridge's HTTP surface; see routes.go for the routes.
 type Server struct {
-	cfg       ServerConfig
-	keyHash   [32]byte
-	adminHash [32]byte
-	syncer    *Syncer
-	dispatch  Dispatcher
-	events    EventStore
-	metrics   *Metrics
-	logger    *slog.Logger
-	engine    *gin.Engine
+	cfg         ServerConfig
+	keyHash     [32]byte
+	adminHash   [32]byte
+	syncer      *Syncer
+	dispatch    Dispatcher
+	events      EventStore
+	metrics     *Metrics
+	appVerifier *highlevel.Verifier
+	logger      *slog.Logger
+	engine      *gin.Engine
 }
 
 // NewServer returns the HTTP handler of hlbridge.
@@ -79,7 +88,11 @@ func NewServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, keyHash: sha256.Sum256([]byte(cfg.AccessKey)), syncer: deps.Syncer,
-		dispatch: deps.Dispatcher, events: deps.Events, metrics: deps.Metrics, logger: logger, engine: gin.New()}
+		dispatch: deps.Dispatcher, events: deps.Events, metrics: deps.Metrics, appVerifier: deps.AppVerifier,
+		logger: logger, engine: gin.New()}
+	if s.appVerifier == nil {
+		s.appVerifier = highlevel.DefaultVerifier()
+	}
 	if cfg.AdminToken != "" {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
 	}

@@ -27,6 +27,8 @@ type config struct {
 	HighLevelToken      string `env:"HIGHLEVEL_TOKEN"`
 	HighLevelAPIURL     string `env:"HIGHLEVEL_API_URL, default=https://services.leadconnectorhq.com"`
 	HighLevelLocationID string `env:"HIGHLEVEL_LOCATION_ID"`
+	AppPublicKey        string `env:"HIGHLEVEL_APP_PUBLIC_KEY"`
+	AppRSAPublicKey     string `env:"HIGHLEVEL_APP_RSA_PUBLIC_KEY"`
 
 	AccessKey           string   `env:"BRIDGE_ACCESS_KEY"`
 	Addr                string   `env:"BRIDGE_ADDR, default=:8080"`
@@ -53,7 +55,8 @@ type config struct {
 	EventRetention       time.Duration `env:"BRIDGE_EVENT_RETENTION, default=720h"`
 	ShutdownTimeout      time.Duration `env:"BRIDGE_SHUTDOWN_TIMEOUT, default=30s"`
 
-	fieldMap []bridge.Mapping
+	fieldMap    []bridge.Mapping
+	appVerifier *highlevel.Verifier
 }
 
 // loadConfig reads the environment through getenv and validates it. Every
@@ -133,6 +136,12 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 		if positive[name] <= 0 {
 			bad(name, "must be a positive duration such as 30s")
 		}
+	}
+	if cfg.DedupeWindow > 0 && cfg.DedupeWindow < highlevel.DefaultFreshWindow {
+		bad("BRIDGE_DEDUPE_WINDOW", "must be at least %s, the age up to which a signed app event is accepted (a shorter window would let a replay through)", highlevel.DefaultFreshWindow)
+	}
+	if cfg.appVerifier, err = highlevel.NewVerifier(cfg.AppPublicKey, cfg.AppRSAPublicKey); err != nil {
+		bad("HIGHLEVEL_APP_PUBLIC_KEY / HIGHLEVEL_APP_RSA_PUBLIC_KEY", "%v", err)
 	}
 	if cfg.MaxAttempts < 1 {
 		bad("BRIDGE_MAX_ATTEMPTS", "must be at least 1")

@@ -123,8 +123,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		return fmt.Errorf("start queue: %w", err)
 	}
 	srv, err := bridge.NewServer(
-		bridge.ServerConfig{AccessKey: cfg.AccessKey, SyncByDefault: cfg.SyncByDefault, AdminToken: cfg.AdminToken},
-		bridge.ServerDeps{Syncer: syncer, Dispatcher: queue, Events: queue, Metrics: metrics, Logger: logger})
+		bridge.ServerConfig{AccessKey: cfg.AccessKey, SyncByDefault: cfg.SyncByDefault, AdminToken: cfg.AdminToken,
+			LocationID: cfg.HighLevelLocationID},
+		bridge.ServerDeps{Syncer: syncer, Dispatcher: queue, Events: queue, Metrics: metrics, AppVerifier: cfg.appVerifier, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"database/sql"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// envPostgres names a PostgreSQL server for the tests (the project's
+// test.sh always sets it). The tests create a throw-away database on it and
+// drop it afterwards, so any database of the server may be named, and test
+// packages running at once never share a queue.
+const envPostgres = "HLBRIDGE_TEST_POSTGRES"
+
+// Two bridge processes share one queue in PostgreSQL, as two replicas
+// behind a load balancer would. A storm split across both, with contacts
+// changed in HighLevel mid-storm, ends with one user per contact in its
+// final state: no duplicate, no lost update, and both processes worked.
+func TestPostgresTwoProcesses(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, postgresDB(t))
+	cs := w.contacts(40)
+	// One after the other: TestPostgresTwoProcessesStartTogether is about
+	// starting at once.
+	a := w.start("a")
+	b := w.start("b")
+	procs := []*proc{a, b}
+	s := newStorm(w, cs, 10, 5, func(i int) bool { return i%2 == 0 })
+	s.target = func(contact, n int) string { return procs[(contact+n)%2].url }
+	start := time.Now()
+	s.send(nil)
+	if s.rejected != nil || s.unsent() > 0 {
+		t.Fatalf("%d webhooks unacknowledged; refused: %v", s.unsent(), s.rejected[:min(len(s.rejected), 5)])
+	}
+	accepted := time.Since(start)
+	w.waitDrained(2 * time.Minute)
+	t.Logf("%d webhooks for %d contacts through 2 processes: accepted in %s, drained in %s",
+		s.total(), len(cs), accepted.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	for _, p := range procs {
+		n := strings.Count(p.logs.String(), `"msg":"synced"`)
+		t.Logf("process %s ran %d syncs", p.name, n)
+		if n == 0 {
+			t.Errorf("process %s ran no sync: the queue was not shared", p.name)
+		}
+	}
+	w.checkEvents(s.acked, s.total())
+	w.checkUsers(cs)
+}
+
+// Two replicas started at the same moment on a new database (the first
+// deployment) both come up: creating the store's tables is serialised.
+func TestPostgresTwoProcessesStartTogether(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, postgresDB(t))
+	procs := []*proc{launch(t, "a", w.env(), w.track), launch(t, "b", w.env(), w.track)}
+	for _, p := range procs {
+		if err := p.waitHealthy(60 * time.Second); err != nil {
+			t.Errorf("process %s, started together with another on a new database, did not come up: %v\n%s",
+				p.name, err, tail(p.logs.String(), 5))
+		}
+	}
+}
+
+// postgresDB creates a throw-away database on the server $HLBRIDGE_TEST_POSTGRES
+// names, dropped when the test ends (after its processes: cleanups run last
+// registered first), and returns its URL. Without the variable it skips.
+func postgresDB(t *testing.T) string {
+	t.Helper()
+	server := os.Getenv(envPostgres)
+	if server == "" {
+		t.Skip("set " + envPostgres + " to a PostgreSQL URL to run this test, e.g. " + envPostgres +
+			"='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' (test.sh sets it; testdata/postgres/start.sh starts a server)")
+	}
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatalf("%s: %v", envPostgres, err)
+	}
+	admin, err := sql.Open("pgx", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "hlbridge_cmd_" + strings.ToLower(randomID(8))
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		admin.Close()
+		t.Fatalf("create database on %s: %v", u.Redacted(), err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+		admin.Close()
+	})
+	u.Path = "/" + name
+	return u.String()
+}
