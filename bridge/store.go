@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/riverqueue/river/riverdriver"
@@ -32,34 +34,92 @@ type Store struct {
 func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 	s := &Store{}
 	var err error
+	name := redactedDSN(dsn)
+	var unlock func()
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		s.postgres = true
 		if s.db, err = sql.Open("pgx", dsn); err != nil {
-			return nil, fmt.Errorf("open PostgreSQL store: %w", redactDSN(err, dsn))
+			return nil, fmt.Errorf("open store %s: %w", name, redactDSN(err, dsn))
 		}
 		s.db.SetMaxOpenConns(16)
 		s.driver = riverdatabasesql.New(s.db)
+		unlock, err = s.lockPostgres(ctx)
 	} else {
 		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "sqlite:")
 		if path == "" {
 			return nil, errors.New("store: empty SQLite path")
 		}
+		name = path
 		// Immediate transactions take the write lock at BEGIN, so that a second
 		// process (the events command) waits instead of failing mid-way.
 		q := url.Values{"_pragma": {"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)"}, "_txlock": {"immediate"}}
 		if s.db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()); err != nil {
-			return nil, fmt.Errorf("open SQLite store %s: %w", path, err)
+			return nil, fmt.Errorf("open store %s: %w", path, err)
 		}
 		// SQLite has one writer; River's driver asks for a single connection
 		// so that its concurrent work never meets SQLITE_BUSY.
 		s.db.SetMaxOpenConns(1)
 		s.driver = riversqlite.New(s.db)
+		unlock, err = lockFile(path)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err != nil {
 		s.db.Close()
-		return nil, redactDSN(err, dsn)
+		return nil, fmt.Errorf("store %s: %w", name, redactDSN(err, dsn))
+	}
+	err = s.migrate(ctx)
+	unlock()
+	if err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("store %s: %w", name, redactDSN(err, dsn))
 	}
 	return s, nil
+}
+
+// migrationLockKey is the PostgreSQL advisory lock that serialises the
+// migrations of processes starting at once ("hlbr" in ASCII).
+const migrationLockKey = 0x686c6272
+
+// lockPostgres holds an advisory lock on one connection until unlock, so
+// that two processes starting together migrate one after the other.
+func (s *Store) lockPostgres(ctx context.Context) (unlock func(), err error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("lock for migration: %w", err)
+	}
+	return func() {
+		conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, migrationLockKey)
+		conn.Close()
+	}, nil
+}
+
+// lockFile holds an exclusive flock on the SQLite file (creating it if
+// needed) until unlock, so that processes opening a new store at once
+// migrate one after the other. flock does not touch SQLite's own locks.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock for migration: %w", err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// redactedDSN names a store in messages: a path, or a URL without password.
+func redactedDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Host != "" {
+		return u.Redacted()
+	}
+	return dsn
 }
 
 // Close closes the database.

@@ -330,15 +330,25 @@ func (g *webhooks) email(n int) string { return fmt.Sprintf("hlbench-%s-%d@examp
 // next returns the next webhook.
 func (g *webhooks) next() (string, []byte) {
 	i := int(g.seq.Add(1) - 1)
-	return g.webhook(i%g.contacts, i/g.contacts)
+	n, r := i%g.contacts, i/g.contacts
+	return g.webhook(n, r, stormAction(r, r+1))
+}
+
+// stormAction is the action of round r of rounds: add first, then update
+// and update_tags alternating so that the last round is update (which,
+// unlike update_tags, writes the name: the final state is then known).
+func stormAction(r, rounds int) string {
+	switch {
+	case r == 0:
+		return "add"
+	case (rounds-1-r)%2 == 0:
+		return "update"
+	}
+	return "update_tags"
 }
 
 // webhook is contact n's webhook of round r.
-func (g *webhooks) webhook(n, r int) (string, []byte) {
-	action := "add"
-	if r > 0 {
-		action = []string{"update", "update_tags"}[r%2]
-	}
+func (g *webhooks) webhook(n, r int, action string) (string, []byte) {
 	id := g.contactID(n)
 	q := url.Values{"wpf_action": {action}, "access_key": {g.key}, "contact_id": {id}}
 	body, _ := json.Marshal(map[string]any{

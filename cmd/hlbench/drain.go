@@ -307,7 +307,7 @@ func drainOnce(ctx context.Context, s *site, mode string, o drainOpts) (*drainRe
 				if fake != nil {
 					fake.PutContact(contactRound(g, n, r)) // the bulk edit, then its webhook
 				}
-				u, body := g.webhook(n, r)
+				u, body := g.webhook(n, r, stormAction(r, o.perContact))
 				t0 := time.Now()
 				status, err := post(ctx, c, u, body)
 				rc.add(time.Since(t0), status, err)
@@ -401,7 +401,7 @@ func contactRound(g *webhooks, n, r int) highlevel.Contact {
 }
 
 // verifyUsers checks that every contact has exactly one user, with the
-// first name of the storm's last round.
+// first name and tags of the storm's last round (an update).
 func verifyUsers(ctx context.Context, wp *wordpress.Client, g *webhooks, o drainOpts, fake *highleveltest.Server) (checked, wrong int) {
 	var mu sync.Mutex
 	next := make(chan int)
@@ -409,24 +409,42 @@ func verifyUsers(ctx context.Context, wp *wordpress.Client, g *webhooks, o drain
 	for range 4 {
 		wg.Go(func() {
 			for n := range next {
-				want := firstName(n, o.perContact-1)
+				id := g.contactID(n)
+				wantName, wantTags := firstName(n, o.perContact-1), contactTags(n, o.perContact-1)
 				if fake != nil {
-					if c, ok := fake.Contact(g.contactID(n)); ok {
-						want = c.FirstName
+					if c, ok := fake.Contact(id); ok {
+						wantName, wantTags = c.FirstName, c.Tags
 					}
 				}
-				ok := false
-				ids, err := wp.UsersByMeta(ctx, "highlevel_contact_id", g.contactID(n))
-				if err == nil && len(ids) == 1 {
+				problem := ""
+				ids, err := wp.UsersByMeta(ctx, "highlevel_contact_id", id)
+				switch {
+				case err != nil:
+					problem = err.Error()
+				case len(ids) != 1:
+					problem = fmt.Sprintf("%d users", len(ids))
+				default:
 					u, err := wp.UserByID(ctx, ids[0])
-					ok = err == nil && u.FirstName == want
+					if err != nil {
+						problem = err.Error()
+						break
+					}
+					meta, err := wp.Meta(ctx, ids[0], "highlevel_tags")
+					if err != nil {
+						problem = err.Error()
+						break
+					}
+					tags := fmt.Sprint(meta["highlevel_tags"])
+					if u.FirstName != wantName || !strings.EqualFold(tags, fmt.Sprint(wantTags)) {
+						problem = fmt.Sprintf("user %d has first name %q and tags %s, want %q and %v", u.ID, u.FirstName, tags, wantName, wantTags)
+					}
 				}
 				mu.Lock()
 				checked++
-				if !ok {
+				if problem != "" {
 					wrong++
 					if wrong <= 5 {
-						progress("contact %s: users %v (%v), want first name %s", g.contactID(n), ids, err, want)
+						progress("contact %s: %s", id, problem)
 					}
 				}
 				mu.Unlock()
@@ -547,7 +565,7 @@ func printDrain(w io.Writer, head string, o drainOpts, rs []*drainResult) {
 	if o.store == "postgres" {
 		store = "PostgreSQL (" + postgresSettings(context.Background(), o.pgURL) + ")"
 	}
-	fmt.Fprintf(w, "%d webhooks for %d contacts: %d rounds, each a bulk edit of every contact (add first, then update and update_tags), "+
+	fmt.Fprintf(w, "%d webhooks for %d contacts: %d rounds, each a bulk edit of every contact (add first, then update_tags and update alternating, the last an update), "+
 		"sent by %d concurrent clients to the bridge wired as cmd/hlbridge serves it (store: %s; %d workers, "+
 		"BRIDGE_WORDPRESS_CONCURRENCY=%d, HIGHLEVEL_REQUESTS_PER_10S=90), against the test WordPress "+
 		"(testdata/wordpress: PHP's built-in server with 4 workers, MariaDB) on the same machine. "+
@@ -611,7 +629,7 @@ func printDrain(w io.Writer, head string, o drainOpts, rs []*drainResult) {
 			if r.checked == 0 {
 				return "not checked"
 			}
-			return fmt.Sprintf("%d: %d with one user and the final first name, %d wrong", r.checked, r.checked-r.wrong, r.wrong)
+			return fmt.Sprintf("%d: %d with one user, its final first name and tags; %d wrong", r.checked, r.checked-r.wrong, r.wrong)
 		}),
 		row("page idle p50 / p95", func(r *drainResult) string {
 			return fmt.Sprintf("%s / %s ms (%d samples)", ms(pctOf(r.idle, .5)), ms(pctOf(r.idle, .95)), len(r.idle))

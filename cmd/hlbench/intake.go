@@ -225,7 +225,7 @@ func has(list []string, s string) bool {
 }
 
 func sampleBodySize() int {
-	_, body := newWebhooks("", "", 1000).webhook(123, 4)
+	_, body := newWebhooks("", "", 1000).webhook(123, 4, "update")
 	return len(body)
 }
 

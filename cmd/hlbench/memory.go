@@ -89,10 +89,11 @@ func runMemory(ctx context.Context, args []string) error {
 
 	w := os.Stdout
 	fmt.Fprintf(w, "### Memory\n\nMachine: %s.\n\n", head)
-	fmt.Fprintf(w, "hlbench's process holds the bridge (cmd/hlbridge's server and durable queue on %s, workers not started) and, for the middle step only, "+
-		"the %d clients that queued %d webhooks for %d contacts in %s. Each figure is read after a GC and debug.FreeOSMemory; "+
-		"RSS includes modernc SQLite's page cache, which is outside the Go heap. %d events were queued afterwards.%s\n\n",
-		*store, *clients, *events, *contacts, took.Round(time.Millisecond), len(queued), onDisk)
+	fmt.Fprintf(w, "hlbench's process holds the bridge: cmd/hlbridge's server and durable queue on %s, with the queue's workers not started. "+
+		"Between the second and third rows, %d clients in the same process queued %d webhooks for %d contacts in %s (%d River jobs, one per contact); "+
+		"they were closed before the third row. Each row is read after a GC and debug.FreeOSMemory; "+
+		"RSS includes modernc SQLite's page cache, which is outside the Go heap; peak RSS includes the clients. %d events were queued at the end.%s\n\n",
+		*store, *clients, *events, *contacts, took.Round(time.Millisecond), min(*contacts, *events), len(queued), onDisk)
 	mib := func(v uint64) string { return fmt.Sprintf("%.1f", float64(v)/(1<<20)) }
 	kib := func(v int64) string { return fmt.Sprintf("%.1f", float64(v)/1024) }
 	row := func(name string, s snap) []string {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -49,6 +50,7 @@ type config struct {
 	SyncByDefault        bool          `env:"BRIDGE_SYNC_DEFAULT, default=false"`
 	SyncWait             time.Duration `env:"BRIDGE_SYNC_WAIT, default=10s"`
 	JobTimeout           time.Duration `env:"BRIDGE_JOB_TIMEOUT, default=2m"`
+	RescueAfter          time.Duration `env:"BRIDGE_RESCUE_AFTER"`
 	MaxAttempts          int           `env:"BRIDGE_MAX_ATTEMPTS, default=60"`
 	RetryBase            time.Duration `env:"BRIDGE_RETRY_BASE, default=2s"`
 	DedupeWindow         time.Duration `env:"BRIDGE_DEDUPE_WINDOW, default=10m"`
@@ -68,7 +70,7 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 		Lookuper: envconfig.LookuperFunc(func(key string) (string, bool) { v := getenv(key); return v, v != "" }),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("configuration: %w", err)
+		return nil, fmt.Errorf("configuration: %s", envName(err.Error()))
 	}
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -143,6 +145,11 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 	if cfg.appVerifier, err = highlevel.NewVerifier(cfg.AppPublicKey, cfg.AppRSAPublicKey); err != nil {
 		bad("HIGHLEVEL_APP_PUBLIC_KEY / HIGHLEVEL_APP_RSA_PUBLIC_KEY", "%v", err)
 	}
+	if cfg.RescueAfter == 0 {
+		cfg.RescueAfter = cfg.JobTimeout + time.Minute
+	} else if cfg.RescueAfter <= cfg.JobTimeout {
+		bad("BRIDGE_RESCUE_AFTER", "must be longer than BRIDGE_JOB_TIMEOUT (%s), or a running sync could be taken over", cfg.JobTimeout)
+	}
 	if cfg.MaxAttempts < 1 {
 		bad("BRIDGE_MAX_ATTEMPTS", "must be at least 1")
 	}
@@ -159,4 +166,18 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 func (c *config) highLevelConfig() highlevel.Config {
 	return highlevel.Config{BaseURL: c.HighLevelAPIURL, Token: c.HighLevelToken, LocationID: c.HighLevelLocationID,
 		RequestsPer10s: c.HighLevelBudget}
+}
+
+// envName rewrites go-envconfig's "Field: problem" into "VARIABLE: problem",
+// so a parse error names what the operator set.
+func envName(msg string) string {
+	t := reflect.TypeFor[config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if rest, ok := strings.CutPrefix(msg, f.Name+": "); ok && name != "" {
+			return name + ": " + rest
+		}
+	}
+	return msg
 }

@@ -90,9 +90,10 @@ func (w *world) env(overrides ...string) []string {
 		"BRIDGE_LOG_LEVEL":             "debug",
 		"BRIDGE_ALLOWED_ROLES":         "customer",
 		"BRIDGE_RETURN_PASSWORD_FIELD": passwordFieldKey,
-		// Small, so that River's rescue of a killed process's jobs (JobTimeout
-		// + 1 minute, checked every 30 s) stays bounded.
+		// Small, so that River's rescue of a killed process's jobs (after
+		// BRIDGE_RESCUE_AFTER, by a rescuer that runs every 30 s) stays bounded.
 		"BRIDGE_JOB_TIMEOUT":      "5s",
+		"BRIDGE_RESCUE_AFTER":     "6s",
 		"BRIDGE_RETRY_BASE":       "200ms",
 		"BRIDGE_SHUTDOWN_TIMEOUT": "5s",
 	}

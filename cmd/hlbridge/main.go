@@ -113,13 +113,15 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	}
 	defer store.Close()
 	queue, err := bridge.NewQueue(store, syncer, bridge.QueueConfig{
-		Workers: cfg.WordPressConcurrency, JobTimeout: cfg.JobTimeout, MaxAttempts: cfg.MaxAttempts,
+		Workers: cfg.WordPressConcurrency, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.MaxAttempts,
 		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, EventRetention: cfg.EventRetention, SyncWait: cfg.SyncWait, Logger: logger, Metrics: metrics,
 	})
 	if err != nil {
 		return err
 	}
-	if err := queue.Start(ctx); err != nil {
+	// Not ctx: cancelling River's start context stops it abruptly, cutting
+	// running syncs off. Shutdown goes through queue.Stop below instead.
+	if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start queue: %w", err)
 	}
 	srv, err := bridge.NewServer(

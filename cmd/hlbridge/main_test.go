@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -242,8 +241,6 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
-
-var _ io.Writer = (*syncBuffer)(nil)
 
 // tail returns the last n lines of s.
 func tail(s string, n int) string {
