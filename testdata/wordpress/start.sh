@@ -173,6 +173,9 @@ on_exit() {
 	exit "$rc"
 }
 trap on_exit EXIT
+# A signal mid-way ends the script through on_exit, which stops what was started.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------
 # Main.
