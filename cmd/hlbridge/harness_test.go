@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -405,7 +404,7 @@ echo json_encode($n);`, emails...)
 			password, _ := want.Custom(w.field.ID)
 			if password == "" {
 				fail("HighLevel never received the user's password")
-			} else if !loginWorks(t, c.Email, password) {
+			} else if !site.LoginWorks(t, c.Email, password) {
 				fail("the password HighLevel holds does not log in to WordPress")
 			}
 		}()
@@ -416,32 +415,6 @@ echo json_encode($n);`, emails...)
 	}
 }
 
-// loginWorks logs in through wp-login.php as a person would.
-func loginWorks(t *testing.T, login, password string) bool {
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	u, _ := url.Parse(site.URL)
-	jar.SetCookies(u, []*http.Cookie{{Name: "wordpress_test_cookie", Value: "WP Cookie check"}})
-	resp, err := hc.PostForm(site.URL+"/wp-login.php", url.Values{
-		"log": {login}, "pwd": {password}, "wp-submit": {"Log In"}, "testcookie": {"1"},
-		"redirect_to": {site.URL + "/wp-admin/"},
-	})
-	if err != nil {
-		t.Errorf("log in as %s: %v", login, err)
-		return false
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		return false
-	}
-	for _, ck := range resp.Cookies() {
-		if strings.HasPrefix(ck.Name, "wordpress_logged_in_") {
-			return true
-		}
-	}
-	return false
-}
 
 // storm sends perContact webhooks to each contact, each contact's in order
 // (the first is add, the last update), many contacts at once. Before
