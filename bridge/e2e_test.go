@@ -528,7 +528,6 @@ func TestReturnPassword(t *testing.T) {
 	}
 }
 
-
 func TestPayloadMode(t *testing.T) {
 	t.Parallel()
 	b := setup(t, payloadMode)
@@ -624,7 +623,6 @@ func TestBadRequests(t *testing.T) {
 		t.Errorf("refused requests and the test action called HighLevel %d times", n)
 	}
 }
-
 
 func TestLogsHoldNoSecrets(t *testing.T) {
 	t.Parallel()

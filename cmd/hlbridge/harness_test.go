@@ -415,7 +415,6 @@ echo json_encode($n);`, emails...)
 	}
 }
 
-
 // storm sends perContact webhooks to each contact, each contact's in order
 // (the first is add, the last update), many contacts at once. Before
 // webhook editAt, the contacts edit selects are changed in HighLevel, so
