@@ -267,11 +267,19 @@ func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, req Request) (int64, 
 	if err := tx.QueryRowContext(ctx, s.q(`SELECT seq, pending FROM hlbridge_contact WHERE contact_id = ?`+s.forUpdate()), req.ContactID).Scan(&seq, &pending); err != nil {
 		return 0, fmt.Errorf("read contact: %w", err)
 	}
-	merged := Merge(decodeRequest(pending), &req)
+	earlier := decodeRequest(pending)
+	merged := Merge(earlier, &req)
 	mergedJSON, _ := json.Marshal(merged)
 	seq++
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE hlbridge_contact SET seq = ?, pending = ? WHERE contact_id = ?`), seq, string(mergedJSON), req.ContactID); err != nil {
 		return 0, fmt.Errorf("update contact: %w", err)
+	}
+	// A pending request means this contact's job exists and has not yet
+	// claimed it: the webhook coalesces into it, and River's insert (the
+	// costliest statement here) is skipped. The reconciler covers a job that
+	// River dropped without our worker seeing it.
+	if earlier != nil {
+		return seq, nil
 	}
 	if _, err := q.client.InsertTx(ctx, tx, syncContactArgs{ContactID: req.ContactID}, nil); err != nil {
 		return 0, fmt.Errorf("queue job: %w", err)

@@ -41,7 +41,10 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		if s.db, err = sql.Open("pgx", dsn); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", name, redactDSN(err, dsn))
 		}
+		// Keep the connections: reopening one per transaction costs more
+		// than the transaction.
 		s.db.SetMaxOpenConns(16)
+		s.db.SetMaxIdleConns(16)
 		s.driver = riverdatabasesql.New(s.db)
 		unlock, err = s.lockPostgres(ctx)
 	} else {
