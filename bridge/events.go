@@ -154,7 +154,11 @@ func (q *Queue) Retry(ctx context.Context, id int64) error {
 	if err := json.Unmarshal([]byte(e.request), &req); err != nil {
 		return fmt.Errorf("event %d: stored request unreadable: %w", id, err)
 	}
-	seq, err := q.enqueueTx(ctx, tx, req)
+	st, err := q.prepareAccept(ctx, tx)
+	if err != nil {
+		return err
+	}
+	seq, err := q.enqueueTx(ctx, tx, st, req)
 	if err != nil {
 		return err
 	}

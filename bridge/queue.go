@@ -113,6 +113,7 @@ type Queue struct {
 	client   *river.Client[*sql.Tx]
 	complete func(ctx context.Context, tx *sql.Tx, job *river.Job[syncContactArgs]) error
 	waiters  waiters
+	intake   batcher
 }
 
 // NewQueue returns a queue on store. With a nil syncer it only inserts
@@ -123,6 +124,7 @@ func NewQueue(store *Store, syncer *Syncer, cfg QueueConfig) (*Queue, error) {
 	}
 	cfg.defaults()
 	q := &Queue{cfg: cfg, store: store, syncer: syncer}
+	q.intake.run = q.acceptBatch
 	rc := &river.Config{
 		Logger:                      cfg.Logger.With(slog.String("component", "river")),
 		JobTimeout:                  cfg.JobTimeout,
@@ -206,85 +208,6 @@ func (q *Queue) Dispatch(ctx context.Context, req Request, d Delivery) (Outcome,
 			return ev.outcome(), nil
 		}
 	}
-}
-
-// accept is the intake's transaction.
-func (q *Queue) accept(ctx context.Context, req Request, d Delivery) (id int64, dup bool, wait chan struct{}, err error) {
-	s := q.store
-	now := time.Now().UnixMilli()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, false, nil, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback()
-	if d.Fingerprint != "" {
-		var expires int64
-		err := tx.QueryRowContext(ctx, s.q(`SELECT event_id, expires_at FROM hlbridge_delivery WHERE fingerprint = ?`), d.Fingerprint).Scan(&id, &expires)
-		switch {
-		case err == nil && expires > now:
-			return id, true, nil, nil
-		case err != nil && !errors.Is(err, sql.ErrNoRows):
-			return 0, false, nil, fmt.Errorf("look up delivery: %w", err)
-		}
-	}
-	seq, err := q.enqueueTx(ctx, tx, req)
-	if err != nil {
-		return 0, false, nil, err
-	}
-	reqJSON, _ := json.Marshal(req)
-	if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO hlbridge_event (received_at, contact_id, action, request, seq, status)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`), now, req.ContactID, string(req.Action), string(reqJSON), seq, StatusQueued).Scan(&id); err != nil {
-		return 0, false, nil, fmt.Errorf("store event: %w", err)
-	}
-	if d.Fingerprint != "" {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hlbridge_delivery (fingerprint, event_id, expires_at) VALUES (?, ?, ?)
-			ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`),
-			d.Fingerprint, id, now+q.cfg.DedupeWindow.Milliseconds()); err != nil {
-			return 0, false, nil, fmt.Errorf("store delivery: %w", err)
-		}
-	}
-	if d.Wait {
-		wait = q.waiters.add(id)
-	}
-	if err := tx.Commit(); err != nil {
-		if wait != nil {
-			q.waiters.forget(id, wait)
-		}
-		return 0, false, nil, fmt.Errorf("commit: %w", err)
-	}
-	return id, false, wait, nil
-}
-
-// enqueueTx merges req into its contact's pending request and makes sure
-// the contact has a job. It returns the contact's new sequence number.
-func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, req Request) (int64, error) {
-	s := q.store
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hlbridge_contact (contact_id, seq) VALUES (?, 0) ON CONFLICT (contact_id) DO NOTHING`), req.ContactID); err != nil {
-		return 0, fmt.Errorf("store contact: %w", err)
-	}
-	var seq int64
-	var pending sql.NullString
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT seq, pending FROM hlbridge_contact WHERE contact_id = ?`+s.forUpdate()), req.ContactID).Scan(&seq, &pending); err != nil {
-		return 0, fmt.Errorf("read contact: %w", err)
-	}
-	earlier := decodeRequest(pending)
-	merged := Merge(earlier, &req)
-	mergedJSON, _ := json.Marshal(merged)
-	seq++
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE hlbridge_contact SET seq = ?, pending = ? WHERE contact_id = ?`), seq, string(mergedJSON), req.ContactID); err != nil {
-		return 0, fmt.Errorf("update contact: %w", err)
-	}
-	// A pending request means this contact's job exists and has not yet
-	// claimed it: the webhook coalesces into it, and River's insert (the
-	// costliest statement here) is skipped. The reconciler covers a job that
-	// River dropped without our worker seeing it.
-	if earlier != nil {
-		return seq, nil
-	}
-	if _, err := q.client.InsertTx(ctx, tx, syncContactArgs{ContactID: req.ContactID}, nil); err != nil {
-		return 0, fmt.Errorf("queue job: %w", err)
-	}
-	return seq, nil
 }
 
 func decodeRequest(s sql.NullString) *Request {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/riverqueue/river/riverdriver"
@@ -26,6 +27,7 @@ type Store struct {
 	db       *sql.DB
 	postgres bool
 	driver   riverdriver.Driver[*sql.Tx]
+	stop     func() // stops background work (SQLite checkpoints)
 }
 
 // OpenStore opens (creating it if needed) and migrates the store named by
@@ -55,7 +57,11 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		name = path
 		// Immediate transactions take the write lock at BEGIN, so that a second
 		// process (the events command) waits instead of failing mid-way.
-		q := url.Values{"_pragma": {"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)"}, "_txlock": {"immediate"}}
+		// Checkpoints (copying the WAL into the database, with an fsync) run
+		// in the background, not inside whichever commit crosses the WAL's
+		// size threshold: that commit's webhook would wait for the disk.
+		q := url.Values{"_pragma": {"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "wal_autocheckpoint(0)"},
+			"_txlock": {"immediate"}}
 		if s.db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", path, err)
 		}
@@ -75,7 +81,49 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("store %s: %w", name, redactDSN(err, dsn))
 	}
+	s.stop = func() {}
+	if !s.postgres {
+		if s.stop, err = checkpointInBackground(name); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("store %s: %w", name, err)
+		}
+	}
 	return s, nil
+}
+
+// checkpointInterval is how often the SQLite WAL is checkpointed.
+const checkpointInterval = 500 * time.Millisecond
+
+// checkpointInBackground checkpoints the SQLite file at path on a
+// connection of its own. PASSIVE checkpoints never block writers, so the
+// intake's single connection keeps committing while the WAL is copied.
+func checkpointInBackground(path string) (stop func(), err error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?"+url.Values{"_pragma": {"busy_timeout(10000)"}}.Encode())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(checkpointInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`) // leave a small file behind
+				return
+			case <-t.C:
+				db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		db.Close()
+	}, nil
 }
 
 // migrationLockKey is the PostgreSQL advisory lock that serialises the
@@ -125,8 +173,11 @@ func redactedDSN(dsn string) string {
 	return dsn
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops the store's background work and closes the database.
+func (s *Store) Close() error {
+	s.stop()
+	return s.db.Close()
+}
 
 // redactDSN keeps a database password out of an error message.
 func redactDSN(err error, dsn string) error {
