@@ -52,6 +52,7 @@ type settings struct {
 	dsn       string              // the queue's store; "" for SQLite in a temp dir
 	wordpress string              // the URL the bridge uses for WordPress; "" for the site
 	wrapUsers func(bridge.Users) bridge.Users
+	wrapHL    func(bridge.Contacts) bridge.Contacts
 	server    bridge.ServerConfig
 	metrics   *bridge.Metrics
 	verifier  *highlevel.Verifier
@@ -111,6 +112,9 @@ func setup(t *testing.T, opts ...option) *bundle {
 			t.Fatal(err)
 		}
 		contacts = hl
+		if st.wrapHL != nil {
+			contacts = st.wrapHL(hl)
+		}
 		st.server.LocationID = b.hl.LocationID
 	}
 	syncer, err := bridge.NewSyncer(st.cfg, users, contacts, logger)

@@ -113,7 +113,7 @@ type Queue struct {
 	client   *river.Client[*sql.Tx]
 	complete func(ctx context.Context, tx *sql.Tx, job *river.Job[syncContactArgs]) error
 	waiters  waiters
-	intake   batcher
+	intake   []*batcher // lanes; a contact always uses the same one
 }
 
 // NewQueue returns a queue on store. With a nil syncer it only inserts
@@ -124,7 +124,15 @@ func NewQueue(store *Store, syncer *Syncer, cfg QueueConfig) (*Queue, error) {
 	}
 	cfg.defaults()
 	q := &Queue{cfg: cfg, store: store, syncer: syncer}
-	q.intake.run = q.acceptBatch
+	// SQLite has one writer, so one lane; PostgreSQL commits transactions
+	// side by side, so webhooks for different contacts use several.
+	lanes := 1
+	if store.postgres {
+		lanes = postgresIntakeLanes
+	}
+	for range lanes {
+		q.intake = append(q.intake, &batcher{run: q.acceptBatch})
+	}
 	rc := &river.Config{
 		Logger:                      cfg.Logger.With(slog.String("component", "river")),
 		JobTimeout:                  cfg.JobTimeout,
