@@ -30,16 +30,6 @@ type Delivery struct {
 	// Fingerprint identifies the delivery (a hash of its query and body):
 	// HighLevel's retries of one webhook share it.
 	Fingerprint string
-	// Wait asks the dispatcher to wait, at most this long, for the outcome.
+	// Wait asks the dispatcher to wait, up to its own bound, for the outcome.
 	Wait bool
-}
-
-// Inline is a Dispatcher that applies each request at once, inside the
-// HTTP request. It keeps nothing: a failure is the caller's to retry.
-type Inline struct{ Syncer *Syncer }
-
-// Dispatch applies req and reports the outcome.
-func (in Inline) Dispatch(ctx context.Context, req Request, _ Delivery) (Outcome, error) {
-	res, err := in.Syncer.Apply(ctx, req)
-	return Outcome{Done: true, Result: res, Err: err}, nil
 }

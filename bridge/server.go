@@ -34,7 +34,7 @@ type ServerConfig struct {
 type ServerDeps struct {
 	// Syncer decides what a request may ask for (roles, payload mode).
 	Syncer *Syncer
-	// Dispatcher carries requests out: the Queue, or Inline.
+	// Dispatcher carries requests out: the Queue.
 	Dispatcher Dispatcher
 	// Events serves the admin API; nil turns it off.
 	Events EventStore
