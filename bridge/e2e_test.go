@@ -685,3 +685,49 @@ func randomID(n int) string {
 	}
 	return string(b)
 }
+
+// A user linked to one contact is not taken over by another contact that
+// carries the same email.
+func TestLinkedUserNotTakenOver(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	first := b.contact(t)
+	if status, r := b.wpf(t, "add", first.ID); status != http.StatusOK {
+		t.Fatalf("add: %d %+v", status, r)
+	}
+	before := b.user(t, first.Email)
+	second := b.contact(t, func(c *highlevel.Contact) { c.Email = first.Email; c.FirstName = "Intruder" })
+	status, r := b.wpf(t, "add", second.ID)
+	if status != http.StatusUnprocessableEntity || !strings.Contains(r.Error, "linked to contact "+first.ID) {
+		t.Fatalf("add of a second contact with the same email: %d %+v", status, r)
+	}
+	after := b.user(t, first.Email)
+	if after.FirstName != before.FirstName || b.meta(t, after.ID, "highlevel_contact_id")["highlevel_contact_id"] != first.ID {
+		t.Errorf("the user changed hands: %+v", after)
+	}
+}
+
+// A login that belongs to somebody else gets a number appended, as WP
+// Fusion does, and the contact still gets its own user.
+func TestTakenLoginGetsANumber(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c := b.contact(t)
+	login := wordpress.SanitizeLogin(c.Email)
+	other := "other-" + strings.ToLower(randomID(10)) + "@example.test"
+	if _, err := b.wp.CreateUser(context.Background(), wordpress.NewUser{Username: login, Email: other, Password: "pw-" + randomID(12)}); err != nil {
+		t.Fatal(err)
+	}
+	status, r := b.wpf(t, "add", c.ID)
+	if status != http.StatusOK || !r.Result.Created {
+		t.Fatalf("add: %d %+v", status, r)
+	}
+	u := b.user(t, c.Email)
+	suffix, ok := strings.CutPrefix(u.Username, login+"-")
+	if !ok || len(suffix) != 4 {
+		t.Errorf("login = %q, want %q with a number appended", u.Username, login)
+	}
+	if o := b.user(t, other); o.Username != login {
+		t.Errorf("the other user's login changed: %+v", o)
+	}
+}
