@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -126,6 +127,7 @@ func ParseAppEvent(body []byte) (*AppEvent, error) {
 		return nil, fmt.Errorf("%w: %s: contact fields: %v", ErrInvalidPayload, e.describe(), err)
 	}
 	e.Contact.Type = "" // "type" is the event type here, not the contact's
+	e.Contact.Carried = slices.DeleteFunc(e.Contact.Carried, func(n string) bool { return n == "type" })
 	e.ContactID = e.Contact.ID
 	if e.ContactID == "" && knownContactEvent(e.Type) {
 		return nil, fmt.Errorf("%w: %s has no contact id (\"id\")", ErrInvalidPayload, e.describe())

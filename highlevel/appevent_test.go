@@ -123,6 +123,7 @@ func TestParseAppEventFixtures(t *testing.T) {
 			if ev.LocationID != location || ev.AppID != app || ev.VersionID != version || ev.ContactID != contact {
 				t.Errorf("LocationID, AppID, VersionID, ContactID = %q, %q, %q, %q", ev.LocationID, ev.AppID, ev.VersionID, ev.ContactID)
 			}
+			ev.Contact.Carried = nil // what the payload carried is tested in contact_test.go
 			if !reflect.DeepEqual(ev.Contact, tt.contact) {
 				t.Errorf("Contact =\n%+v\nwant\n%+v", ev.Contact, tt.contact)
 			}
@@ -167,6 +168,10 @@ func TestParseAppEventCustomFieldsAndTags(t *testing.T) {
 		ID: "12345", LocationID: "l1", DND: true, Tags: []string{"a", "b"},
 		CustomFields: []highlevel.CustomFieldValue{{ID: "f1", Value: float64(7)}, {ID: "f2"}},
 	}
+	if !slices.Equal(ev.Contact.Carried, []string{"dnd", "tags"}) {
+		t.Errorf("Carried = %q, want dnd and tags (type is the event's, not the contact's)", ev.Contact.Carried)
+	}
+	ev.Contact.Carried = nil
 	if ev.ContactID != "12345" || ev.LocationID != "l1" || !reflect.DeepEqual(ev.Contact, want) {
 		t.Errorf("ContactID %q, LocationID %q, Contact %+v; want %+v", ev.ContactID, ev.LocationID, ev.Contact, want)
 	}
@@ -293,6 +298,7 @@ func TestParseAppEventOtherTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := highlevel.Contact{ID: "c9", LocationID: "l1"}
+	ev.Contact.Carried = nil
 	if ev.ContactID != "c9" || !reflect.DeepEqual(ev.Contact, want) {
 		t.Errorf("ContactID %q, Contact %+v; want c9 and only ids", ev.ContactID, ev.Contact)
 	}

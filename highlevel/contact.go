@@ -45,6 +45,118 @@ type Contact struct {
 	CustomFields []CustomFieldValue `json:"customFields"`
 	DateAdded    string             `json:"dateAdded,omitempty"`
 	DateUpdated  string             `json:"dateUpdated,omitempty"`
+
+	// Carried lists the API names of the standard fields, "dnd" and "tags"
+	// that a webhook payload carried, also when empty, so that a field it
+	// left out can be told from one it cleared. nil means the contact is
+	// complete, as one read from the API is. UnmarshalJSON and
+	// ParseWorkflowWebhook set it; MarshalJSON writes exactly these fields
+	// (and the custom fields), so the distinction survives a round trip.
+	Carried []string `json:"-"`
+}
+
+// Carries reports whether the contact holds a value for the standard field
+// name (an API name, "dnd" or "tags"): always for a complete contact; for a
+// payload's, when the payload carried it. "name" is carried with any of
+// name, firstName and lastName, since Standard derives it from them.
+func (c *Contact) Carries(name string) bool {
+	if c.Carried == nil || slices.Contains(c.Carried, name) {
+		return true
+	}
+	return name == "name" && (slices.Contains(c.Carried, "firstName") || slices.Contains(c.Carried, "lastName"))
+}
+
+// Overlay updates c with what later carried: its carried standard fields,
+// dnd and tags replace c's, its custom fields replace c's entries with the
+// same id or key and are added otherwise. What later left out keeps c's
+// value. A complete later (Carried nil) replaces c whole. It is how the
+// newest of several payloads for one contact wins field by field.
+func (c *Contact) Overlay(later *Contact) {
+	if later.Carried == nil {
+		*c = *later
+		c.CustomFields = slices.Clone(later.CustomFields)
+		c.Tags = slices.Clone(later.Tags)
+		return
+	}
+	if later.ID != "" {
+		c.ID = later.ID
+	}
+	if later.LocationID != "" {
+		c.LocationID = later.LocationID
+	}
+	for _, name := range later.Carried {
+		switch name {
+		case "dnd":
+			c.DND = later.DND
+		case "tags":
+			c.Tags = slices.Clone(later.Tags)
+		default:
+			if dst, src := c.standard(name), later.standard(name); dst != nil && src != nil {
+				*dst = *src
+			}
+		}
+		if c.Carried != nil && !slices.Contains(c.Carried, name) {
+			c.Carried = append(c.Carried, name)
+		}
+	}
+	for _, f := range later.CustomFields {
+		i := slices.IndexFunc(c.CustomFields, func(e CustomFieldValue) bool {
+			return (f.ID != "" && e.ID == f.ID) || (f.ID == "" && f.Key != "" && e.Key == f.Key)
+		})
+		if i >= 0 {
+			c.CustomFields[i] = f
+		} else {
+			c.CustomFields = append(c.CustomFields, f)
+		}
+	}
+}
+
+// standard returns the string field with API name name, nil for none.
+func (c *Contact) standard(name string) *string {
+	for _, f := range standardFields {
+		if f.name == name {
+			return f.field(c)
+		}
+	}
+	return nil
+}
+
+// MarshalJSON writes the contact in HighLevel's camelCase shape. A complete
+// contact omits its empty fields; a payload's writes exactly the fields it
+// carried, empty ones included (see Carried).
+func (c Contact) MarshalJSON() ([]byte, error) {
+	type plain Contact
+	if c.Carried == nil {
+		return json.Marshal(plain(c))
+	}
+	m := make(map[string]any, len(c.Carried)+3)
+	m["id"] = c.ID
+	if c.LocationID != "" {
+		m["locationId"] = c.LocationID
+	}
+	for _, name := range c.Carried {
+		switch name {
+		case "dnd":
+			m[name] = c.DND
+		case "tags":
+			m[name] = c.tagsOrEmpty()
+		default:
+			if p := c.standard(name); p != nil {
+				m[name] = *p
+			}
+		}
+	}
+	if len(c.CustomFields) > 0 {
+		m["customFields"] = c.CustomFields
+	}
+	return json.Marshal(m)
+}
+
+func (c *Contact) tagsOrEmpty() []string {
+	if c.Tags == nil {
+		return []string{}
+	}
+	return c.Tags
 }
 
 // CustomFieldValue is one custom field of a contact. The API identifies it
@@ -186,17 +298,22 @@ func (c *Contact) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return fmt.Errorf("highlevel: contact is not a JSON object: %w", err)
 	}
-	*c = Contact{}
+	*c = Contact{Carried: []string{}}
 	for _, f := range standardFields {
 		if raw, ok := m[f.name]; ok {
 			*f.field(c) = rawString(raw)
+			if f.name != "id" && f.name != "locationId" {
+				c.Carried = append(c.Carried, f.name)
+			}
 		}
 	}
 	if raw, ok := m["dnd"]; ok {
 		c.DND = rawBool(raw)
+		c.Carried = append(c.Carried, "dnd")
 	}
 	if raw, ok := m["tags"]; ok {
 		c.Tags = rawTags(raw)
+		c.Carried = append(c.Carried, "tags")
 	}
 	if raw, ok := m["customFields"]; ok {
 		var entries []json.RawMessage
@@ -374,6 +491,7 @@ func (c *Client) Contact(ctx context.Context, id string) (*Contact, error) {
 	if out.Contact == nil {
 		return nil, fmt.Errorf("highlevel: get contact %s: answer has no contact: %w", id, ErrNotFound)
 	}
+	out.Contact.Carried = nil // the API's contact is complete: what it leaves out is empty
 	return out.Contact, nil
 }
 
@@ -403,6 +521,7 @@ func (c *Client) ContactByEmail(ctx context.Context, email string) (*Contact, er
 	if out.Contact == nil || out.Contact.ID == "" {
 		return nil, fmt.Errorf("highlevel: find contact by email: %w", ErrNotFound)
 	}
+	out.Contact.Carried = nil
 	return out.Contact, nil
 }
 

@@ -79,24 +79,24 @@ func TestContactUnmarshalIsLenient(t *testing.T) {
 		{
 			name: "numbers where strings are expected",
 			json: `{"id":12345,"postalCode":62701,"phone":15555550100}`,
-			want: highlevel.Contact{ID: "12345", PostalCode: "62701", Phone: "15555550100"},
+			want: highlevel.Contact{ID: "12345", PostalCode: "62701", Phone: "15555550100", Carried: []string{"phone", "postalCode"}},
 		},
 		{
 			name: "nulls and unknown keys",
 			json: `{"id":"c1","email":null,"tags":null,"customFields":null,"attributions":[{"x":1}],"dndSettings":{}}`,
-			want: highlevel.Contact{ID: "c1"},
+			want: highlevel.Contact{ID: "c1", Carried: []string{"email", "tags"}},
 		},
 		{
 			name: "tags as one string, dnd as a string",
 			json: `{"id":"c1","tags":"a, b ,,c","dnd":"true"}`,
-			want: highlevel.Contact{ID: "c1", Tags: []string{"a", "b", "c"}, DND: true},
+			want: highlevel.Contact{ID: "c1", Tags: []string{"a", "b", "c"}, DND: true, Carried: []string{"dnd", "tags"}},
 		},
 		{
 			name: "custom field entries: read shape, write shape, junk skipped",
 			json: `{"id":"c1","customFields":[{"id":"f1","value":"x"},{"id":"f2","field_value":7},"junk",{"value":"no id"},{"id":"f3","value":[1,"b"]}]}`,
 			want: highlevel.Contact{ID: "c1", CustomFields: []highlevel.CustomFieldValue{
 				{ID: "f1", Value: "x"}, {ID: "f2", Value: float64(7)}, {ID: "f3", Value: []string{"1", "b"}},
-			}},
+			}, Carried: []string{}},
 		},
 	}
 	for _, tt := range tests {
@@ -117,11 +117,14 @@ func TestContactUnmarshalIsLenient(t *testing.T) {
 	}
 }
 
+// TestContactJSONRoundTrip: a payload's contact keeps, through JSON, which
+// fields it carried, an explicitly empty one (lastName) included.
 func TestContactJSONRoundTrip(t *testing.T) {
 	t.Parallel()
 	in := highlevel.Contact{
 		ID: "c1", FirstName: "Ann", DND: true, Tags: []string{"a"},
 		CustomFields: []highlevel.CustomFieldValue{{ID: "f1", Value: "x"}, {Key: "My Field", Value: []string{"a", "b"}}},
+		Carried:      []string{"firstName", "lastName", "dnd", "tags"},
 	}
 	data, err := json.Marshal(in)
 	if err != nil {
@@ -133,6 +136,35 @@ func TestContactJSONRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(in, out) {
 		t.Errorf("round trip: got %+v, want %+v", out, in)
+	}
+	if out.Carries("email") || !out.Carries("lastName") || !out.Carries("name") {
+		t.Errorf("Carries: email %v lastName %v name %v; want false, true, true", out.Carries("email"), out.Carries("lastName"), out.Carries("name"))
+	}
+}
+
+// TestContactOverlay: the newest payload wins field by field; what it left
+// out keeps the older value; a complete contact replaces all.
+func TestContactOverlay(t *testing.T) {
+	t.Parallel()
+	older := highlevel.Contact{ID: "c1", FirstName: "Ann", LastName: "Lee", Tags: []string{"a"},
+		CustomFields: []highlevel.CustomFieldValue{{Key: "plan", Value: "gold"}, {Key: "city", Value: "Rome"}},
+		Carried:      []string{"firstName", "lastName", "tags"}}
+	later := highlevel.Contact{ID: "c1", LastName: "", Tags: []string{"b"},
+		CustomFields: []highlevel.CustomFieldValue{{Key: "plan", Value: "silver"}},
+		Carried:      []string{"lastName", "tags"}}
+	got := older
+	got.CustomFields = slices.Clone(older.CustomFields)
+	got.Overlay(&later)
+	want := highlevel.Contact{ID: "c1", FirstName: "Ann", LastName: "", Tags: []string{"b"},
+		CustomFields: []highlevel.CustomFieldValue{{Key: "plan", Value: "silver"}, {Key: "city", Value: "Rome"}},
+		Carried:      []string{"firstName", "lastName", "tags"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("overlay:\ngot  %+v\nwant %+v", got, want)
+	}
+	complete := highlevel.Contact{ID: "c1", Email: "x@example.com"}
+	got.Overlay(&complete)
+	if !reflect.DeepEqual(got, complete) {
+		t.Errorf("overlay of a complete contact: got %+v, want %+v", got, complete)
 	}
 }
 

@@ -32,26 +32,27 @@ type WorkflowWebhook struct {
 	Extra map[string]any
 }
 
-// workflowStandard maps the payload's snake_case keys to Contact fields.
-var workflowStandard = map[string]func(*Contact) *string{
-	"contact_id":     func(c *Contact) *string { return &c.ID },
-	"first_name":     func(c *Contact) *string { return &c.FirstName },
-	"last_name":      func(c *Contact) *string { return &c.LastName },
-	"full_name":      func(c *Contact) *string { return &c.Name },
-	"email":          func(c *Contact) *string { return &c.Email },
-	"phone":          func(c *Contact) *string { return &c.Phone },
-	"company_name":   func(c *Contact) *string { return &c.CompanyName },
-	"address1":       func(c *Contact) *string { return &c.Address1 },
-	"city":           func(c *Contact) *string { return &c.City },
-	"state":          func(c *Contact) *string { return &c.State },
-	"postal_code":    func(c *Contact) *string { return &c.PostalCode },
-	"country":        func(c *Contact) *string { return &c.Country },
-	"website":        func(c *Contact) *string { return &c.Website },
-	"timezone":       func(c *Contact) *string { return &c.Timezone },
-	"date_of_birth":  func(c *Contact) *string { return &c.DateOfBirth },
-	"date_created":   func(c *Contact) *string { return &c.DateAdded },
-	"contact_type":   func(c *Contact) *string { return &c.Type },
-	"contact_source": func(c *Contact) *string { return &c.Source },
+// workflowStandard maps the payload's snake_case keys to the API names of
+// Contact's fields.
+var workflowStandard = map[string]string{
+	"contact_id":     "id",
+	"first_name":     "firstName",
+	"last_name":      "lastName",
+	"full_name":      "name",
+	"email":          "email",
+	"phone":          "phone",
+	"company_name":   "companyName",
+	"address1":       "address1",
+	"city":           "city",
+	"state":          "state",
+	"postal_code":    "postalCode",
+	"country":        "country",
+	"website":        "website",
+	"timezone":       "timezone",
+	"date_of_birth":  "dateOfBirth",
+	"date_created":   "dateAdded",
+	"contact_type":   "type",
+	"contact_source": "source",
 }
 
 // workflowEnvelope lists top-level keys HighLevel sends that are neither
@@ -98,14 +99,21 @@ func ParseWorkflowWebhook(body []byte) (*WorkflowWebhook, error) {
 		return nil, fmt.Errorf("%w: body is null, want a JSON object", ErrInvalidPayload)
 	}
 
-	w := &WorkflowWebhook{}
-	for key, setter := range workflowStandard {
-		if raw, ok := top[key]; ok {
-			*setter(&w.Contact) = rawString(raw)
+	w := &WorkflowWebhook{Contact: Contact{Carried: []string{}}}
+	for _, key := range sortedKeys(workflowStandard) {
+		raw, ok := top[key]
+		if !ok {
+			continue
+		}
+		name := workflowStandard[key]
+		*w.Contact.standard(name) = rawString(raw)
+		if name != "id" {
+			w.Contact.Carried = append(w.Contact.Carried, name)
 		}
 	}
 	if raw, ok := top["tags"]; ok {
 		w.Contact.Tags = rawTags(raw)
+		w.Contact.Carried = append(w.Contact.Carried, "tags")
 	}
 	if loc := rawObject(top["location"]); loc != nil {
 		w.LocationID = rawString(loc["id"])
