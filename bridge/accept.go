@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -150,8 +152,8 @@ func (q *Queue) prepareAccept(ctx context.Context, tx *sql.Tx) (*acceptStmts, er
 	}{
 		{&st.lookupDelivery, `SELECT event_id, expires_at FROM hlbridge_delivery WHERE fingerprint = ?`},
 		{&st.insertContact, `INSERT INTO hlbridge_contact (contact_id, seq) VALUES (?, 0) ON CONFLICT (contact_id) DO NOTHING`},
-		{&st.readContact, `SELECT seq, pending FROM hlbridge_contact WHERE contact_id = ?` + s.forUpdate()},
-		{&st.updateContact, `UPDATE hlbridge_contact SET seq = ?, pending = ? WHERE contact_id = ?`},
+		{&st.readContact, `SELECT seq, pending, latest FROM hlbridge_contact WHERE contact_id = ?` + s.forUpdate()},
+		{&st.updateContact, `UPDATE hlbridge_contact SET seq = ?, pending = ?, latest = COALESCE(?, latest) WHERE contact_id = ?`},
 		{&st.insertEvent, `INSERT INTO hlbridge_event (received_at, contact_id, action, request, seq, status) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`},
 		{&st.upsertDelivery, `INSERT INTO hlbridge_delivery (fingerprint, event_id, expires_at) VALUES (?, ?, ?)
 			ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`},
@@ -186,8 +188,13 @@ func (q *Queue) acceptTx(ctx context.Context, items []*acceptItem) (err error) {
 	if err != nil {
 		return err
 	}
+	// Row locks are taken in contact order, so that two processes' intake
+	// transactions on PostgreSQL never wait on each other in a cycle. The
+	// sort is stable: one contact's webhooks keep their order.
+	sorted := slices.Clone(items)
+	slices.SortStableFunc(sorted, func(a, b *acceptItem) int { return strings.Compare(a.req.ContactID, b.req.ContactID) })
 	now := time.Now().UnixMilli()
-	for _, it := range items {
+	for _, it := range sorted {
 		if err := q.acceptOne(ctx, tx, st, it, now); err != nil {
 			return err
 		}
@@ -200,9 +207,11 @@ func (q *Queue) acceptTx(ctx context.Context, items []*acceptItem) (err error) {
 
 // acceptOne stores one webhook inside the intake's transaction.
 func (q *Queue) acceptOne(ctx context.Context, tx *sql.Tx, st *acceptStmts, it *acceptItem, now int64) error {
-	if it.d.Fingerprint != "" {
+	key := ""
+	if it.d.WebhookID != "" {
+		key = appDeliveryKey(it.d.WebhookID)
 		var expires int64
-		err := st.lookupDelivery.QueryRowContext(ctx, it.d.Fingerprint).Scan(&it.id, &expires)
+		err := st.lookupDelivery.QueryRowContext(ctx, key).Scan(&it.id, &expires)
 		switch {
 		case err == nil && expires > now:
 			it.dup = true
@@ -215,12 +224,11 @@ func (q *Queue) acceptOne(ctx context.Context, tx *sql.Tx, st *acceptStmts, it *
 	if err != nil {
 		return err
 	}
-	reqJSON, _ := json.Marshal(it.req)
-	if err := st.insertEvent.QueryRowContext(ctx, now, it.req.ContactID, string(it.req.Action), string(reqJSON), seq, StatusQueued).Scan(&it.id); err != nil {
+	if err := st.insertEvent.QueryRowContext(ctx, now, it.req.ContactID, string(it.req.Action), eventRequest(it.req), seq, StatusQueued).Scan(&it.id); err != nil {
 		return fmt.Errorf("store event: %w", err)
 	}
-	if it.d.Fingerprint != "" {
-		if _, err := st.upsertDelivery.ExecContext(ctx, it.d.Fingerprint, it.id, now+q.cfg.DedupeWindow.Milliseconds()); err != nil {
+	if key != "" {
+		if _, err := st.upsertDelivery.ExecContext(ctx, key, it.id, now+q.cfg.DedupeWindow.Milliseconds()); err != nil {
 			return fmt.Errorf("store delivery: %w", err)
 		}
 	}
@@ -230,21 +238,51 @@ func (q *Queue) acceptOne(ctx context.Context, tx *sql.Tx, st *acceptStmts, it *
 	return nil
 }
 
-// enqueueTx merges req into its contact's pending request and makes sure
+// appDeliveryKey is the stored identity of an app event's delivery.
+func appDeliveryKey(webhookID string) string { return "app:" + webhookID }
+
+// eventRequest is what an event keeps of its request: the action and its
+// options, never the payload or its password. The payload lives on in the
+// contact's newest known state, which a retry applies.
+func eventRequest(req Request) string {
+	req.Contact, req.Password = nil, ""
+	b, _ := json.Marshal(req)
+	return string(b)
+}
+
+// enqueueTx merges req into its contact's pending request, folds its
+// payload (if any) into the contact's newest known state, and makes sure
 // the contact has a job. It returns the contact's new sequence number.
 func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req Request) (int64, error) {
 	if _, err := st.insertContact.ExecContext(ctx, req.ContactID); err != nil {
 		return 0, fmt.Errorf("store contact: %w", err)
 	}
 	var seq int64
-	var pending sql.NullString
-	if err := st.readContact.QueryRowContext(ctx, req.ContactID).Scan(&seq, &pending); err != nil {
+	var pending, latest sql.NullString
+	if err := st.readContact.QueryRowContext(ctx, req.ContactID).Scan(&seq, &pending, &latest); err != nil {
 		return 0, fmt.Errorf("read contact: %w", err)
+	}
+	// The payload goes into the contact's newest state, not into the
+	// pending request: whatever runs next applies that state, so the
+	// webhook accepted last decides each field (A, B, A ends at A).
+	var newLatest sql.NullString
+	if req.Contact != nil {
+		c := req.Contact
+		if known := decodeContact(latest); known != nil {
+			known.Overlay(c)
+			c = known
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			return 0, fmt.Errorf("encode contact: %w", err)
+		}
+		newLatest = sql.NullString{String: string(b), Valid: true}
+		req.Contact = nil
 	}
 	earlier := decodeRequest(pending)
 	mergedJSON, _ := json.Marshal(Merge(earlier, &req))
 	seq++
-	if _, err := st.updateContact.ExecContext(ctx, seq, string(mergedJSON), req.ContactID); err != nil {
+	if _, err := st.updateContact.ExecContext(ctx, seq, string(mergedJSON), newLatest, req.ContactID); err != nil {
 		return 0, fmt.Errorf("update contact: %w", err)
 	}
 	// A pending request means this contact's job exists and has not yet

@@ -80,10 +80,10 @@ func (s *Server) handleAppEvent(c *gin.Context) {
 	}
 	req := Request{Action: action, ContactID: ev.ContactID}
 	if s.syncer.PayloadMode() {
-		req.Contact = &ev.Contact
+		s.syncer.TakePayload(&req, ev.Contact)
 	}
 	// The webhookId is the delivery's identity: a replay of it inside the
 	// dedupe window is acknowledged without new work.
-	out, err := s.dispatch.Dispatch(c.Request.Context(), req, Delivery{Fingerprint: "app:" + ev.WebhookID})
+	out, err := s.dispatch.Dispatch(c.Request.Context(), req, Delivery{WebhookID: ev.WebhookID})
 	s.respond(c, req, out, err)
 }

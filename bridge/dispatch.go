@@ -13,7 +13,8 @@ type Outcome struct {
 	Err    error
 	// EventID identifies the stored event, 0 when nothing was stored.
 	EventID int64
-	// Duplicate: the same delivery was seen before; nothing new was queued.
+	// Duplicate: an app event with this webhookId was received before;
+	// nothing new was queued. Workflow webhooks are never duplicates.
 	Duplicate bool
 }
 
@@ -27,9 +28,12 @@ type Dispatcher interface {
 // Delivery describes how a request arrived, for deduplication and for
 // waiting on its result.
 type Delivery struct {
-	// Fingerprint identifies the delivery (a hash of its query and body):
-	// HighLevel's retries of one webhook share it.
-	Fingerprint string
+	// WebhookID is the webhookId of a HighLevel app event, which HighLevel's
+	// retries of that event share; a repeat is a duplicate. Empty for
+	// workflow webhooks: they carry no delivery id, and a retry looks
+	// exactly like a new run that may carry news, so they are never
+	// deduplicated (only coalesced into a sync that has not started).
+	WebhookID string
 	// Wait asks the dispatcher to wait, up to its own bound, for the outcome.
 	Wait bool
 }

@@ -18,8 +18,9 @@ type fieldValues struct {
 	meta map[string]wordpress.MetaValue // meta key -> value
 }
 
-// fieldValues applies the field map to c. A custom field the payload did
-// not carry (payload mode) is left out rather than cleared.
+// fieldValues applies the field map to c. A field the payload did not
+// carry (payload mode) is left out rather than cleared; one it carried
+// empty clears the WordPress value.
 func (s *Syncer) fieldValues(ctx context.Context, c *highlevel.Contact) (fieldValues, error) {
 	fv := fieldValues{core: map[string]string{}, meta: map[string]wordpress.MetaValue{}}
 	for _, m := range s.cfg.FieldMap {
@@ -34,6 +35,9 @@ func (s *Syncer) fieldValues(ctx context.Context, c *highlevel.Contact) (fieldVa
 			}
 			v = val
 		} else {
+			if !c.Carries(m.Source) {
+				continue
+			}
 			v, _ = c.Standard(m.Source)
 		}
 		if key, ok := m.MetaKey(); ok {

@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -110,9 +108,9 @@ func (s *Server) intake(c *gin.Context, actionName, actionParam string) {
 			fail(c, http.StatusUnprocessableEntity, "no HighLevel token is configured, so the contact must come in the webhook's JSON body (use HighLevel's Webhook action)")
 			return
 		}
-		req.Contact = &wh.Contact
+		s.syncer.TakePayload(&req, wh.Contact)
 	}
-	out, err := s.dispatch.Dispatch(c.Request.Context(), req, Delivery{Fingerprint: fingerprint(c.Request, body), Wait: wait})
+	out, err := s.dispatch.Dispatch(c.Request.Context(), req, Delivery{Wait: wait})
 	s.respond(c, req, out, err)
 }
 
@@ -126,7 +124,7 @@ func (s *Server) respond(c *gin.Context, req Request, out Outcome, err error) {
 		s.logger.LogAttrs(c, slog.LevelError, "could not accept webhook", append(attrs, slog.String("error", err.Error()))...)
 		fail(c, http.StatusServiceUnavailable, "the bridge could not store the webhook; try again")
 	case out.Duplicate:
-		c.JSON(http.StatusOK, gin.H{"status": "duplicate", "event_id": out.EventID, "message": "this delivery was already received"})
+		c.JSON(http.StatusOK, gin.H{"status": "duplicate", "event_id": out.EventID, "message": "this app event (its webhookId) was already received"})
 	case !out.Done:
 		c.JSON(http.StatusAccepted, gin.H{"status": "accepted", "event_id": out.EventID, "action": req.Action, "contact_id": req.ContactID})
 	case out.Err == nil:
@@ -179,13 +177,4 @@ func parseFlag(v string) (bool, error) {
 		return false, nil
 	}
 	return false, errors.New("not a flag")
-}
-
-// fingerprint identifies one delivery: HighLevel's retries of a webhook
-// repeat its method, path, query and body exactly.
-func fingerprint(r *http.Request, body []byte) string {
-	h := sha256.New()
-	io.WriteString(h, r.Method+" "+r.URL.Path+"?"+r.URL.Query().Encode()+"\n")
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
 }

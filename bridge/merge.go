@@ -16,8 +16,10 @@ func actionRank(a Action) int {
 
 // Merge folds a later request for the same contact into an earlier one, so
 // that a burst of webhooks costs one sync: the widest action wins, a
-// welcome notification asked for by any of them is kept, and the latest
-// role and payload win (the sync reads the contact's current state anyway).
+// welcome notification asked for by any of them is kept, the latest role
+// and password win, and the later payload overlays the earlier one field by
+// field (a field it left out keeps the earlier value). In token mode the
+// sync reads the contact's current state anyway.
 func Merge(earlier, later *Request) *Request {
 	switch {
 	case earlier == nil:
@@ -33,8 +35,17 @@ func Merge(earlier, later *Request) *Request {
 	if later.Role != "" {
 		m.Role = later.Role
 	}
-	if later.Contact != nil {
+	if later.Password != "" {
+		m.Password = later.Password
+	}
+	switch {
+	case later.Contact == nil:
+	case m.Contact == nil:
 		m.Contact = later.Contact
+	default:
+		c := *m.Contact
+		c.Overlay(later.Contact)
+		m.Contact = &c
 	}
 	return &m
 }

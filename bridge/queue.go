@@ -15,6 +15,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/hlbridge/hlbridge/highlevel"
 )
 
 // QueueConfig tunes the durable queue. Zero values take the defaults.
@@ -34,8 +36,9 @@ type QueueConfig struct {
 	// RetryBase is the first retry's delay; each retry doubles it, up to
 	// 30 minutes, with ±25% jitter. Default 2 seconds.
 	RetryBase time.Duration
-	// DedupeWindow is how long a repeated delivery (same query and body)
-	// is recognised as HighLevel's retry. Default 10 minutes.
+	// DedupeWindow is how long an app event's webhookId is remembered, so
+	// that HighLevel's retry of it is recognised. Workflow webhooks are
+	// never deduplicated. Default 10 minutes.
 	DedupeWindow time.Duration
 	// EventRetention is how long finished events are kept for the
 	// operator; queued ones are kept until they finish. Default 30 days.
@@ -187,8 +190,9 @@ func (q *Queue) Stop(ctx context.Context) error {
 	return err
 }
 
-// Dispatch commits req durably and queues its contact's sync. A repeated
-// delivery within the dedupe window is acknowledged as a duplicate. With
+// Dispatch commits req durably and queues its contact's sync. An app event
+// whose webhookId was seen within the dedupe window is acknowledged as a
+// duplicate; any other webhook is applied. With
 // d.Wait it then waits, at most SyncWait, for the outcome.
 func (q *Queue) Dispatch(ctx context.Context, req Request, d Delivery) (Outcome, error) {
 	id, dup, wait, err := q.accept(ctx, req, d)
@@ -216,6 +220,18 @@ func (q *Queue) Dispatch(ctx context.Context, req Request, d Delivery) (Outcome,
 			return ev.outcome(), nil
 		}
 	}
+}
+
+// decodeContact reads a contact's stored newest state; nil for none.
+func decodeContact(s sql.NullString) *highlevel.Contact {
+	if !s.Valid || s.String == "" {
+		return nil
+	}
+	var c highlevel.Contact
+	if json.Unmarshal([]byte(s.String), &c) != nil {
+		return nil
+	}
+	return &c
 }
 
 func decodeRequest(s sql.NullString) *Request {

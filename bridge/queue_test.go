@@ -117,28 +117,6 @@ func TestQueueSyncWaitsForOutcome(t *testing.T) {
 	}
 }
 
-func TestQueueDuplicateDelivery(t *testing.T) {
-	t.Parallel()
-	b := setup(t, withQueue(fastQueue))
-	c := b.contact(t)
-	body := map[string]any{"contact_id": c.ID, "email": c.Email, "first_name": "Ada", "tags": "vip"}
-	path := "/?wpf_action=update_tags&access_key=" + b.key
-	s1, r1 := b.call(t, http.MethodPost, path, body)
-	s2, r2 := b.call(t, http.MethodPost, path, body)
-	if s1 != http.StatusAccepted || s2 != http.StatusOK || r2.Status != "duplicate" || r2.EventID != r1.EventID {
-		t.Fatalf("first %d %+v, repeat %d %+v: want the repeat acknowledged as a duplicate of the first", s1, r1, s2, r2)
-	}
-	evs, err := b.queue.Events(context.Background(), bridge.EventFilter{})
-	if err != nil || len(evs) != 1 {
-		t.Fatalf("events = %d, %v; want 1", len(evs), err)
-	}
-	// A different body is a new delivery.
-	body["tags"] = "vip,new"
-	if s, r := b.call(t, http.MethodPost, path, body); s != http.StatusAccepted || r.EventID == r1.EventID {
-		t.Fatalf("changed body: %d %+v", s, r)
-	}
-}
-
 // gatedUsers holds every CreateUser until the gate opens, and counts how
 // many syncs are in WordPress at once.
 type gatedUsers struct {
@@ -479,26 +457,31 @@ func copyConn(dst, src net.Conn) (int64, error) {
 	}
 }
 
-// Cleanup forgets expired deliveries and old finished events, never a
-// queued one.
+// Cleanup forgets expired app-event deliveries and old finished events,
+// never a queued one.
 func TestQueueCleanup(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withQueue(fastQueue))
+	signer, verifier := newAppSigner(t)
+	b := setup(t, withQueue(fastQueue), func(s *settings) { s.verifier = verifier })
 	c := b.contact(t)
-	body := map[string]any{"contact_id": c.ID, "email": c.Email}
-	path := "/?wpf_action=add&access_key=" + b.key
-	_, r := b.call(t, http.MethodPost, path, body)
+	_, r := b.wpf(t, "add", c.ID)
 	b.waitEvent(t, r.EventID, 30*time.Second)
+	ev := appEvent(highlevel.EventContactUpdate, c.ID, b.hl.LocationID)
+	status, app := signer.post(t, b, ev, "")
+	if status != http.StatusAccepted {
+		t.Fatalf("app event: %d %+v", status, app)
+	}
+	b.waitEvent(t, app.EventID, 30*time.Second)
 	ctx := context.Background()
 	if d, e, err := b.queue.Cleanup(ctx, time.Now()); err != nil || d != 0 || e != 0 {
 		t.Fatalf("cleanup now = %d deliveries, %d events, %v; want nothing removed", d, e, err)
 	}
 	d, e, err := b.queue.Cleanup(ctx, time.Now().Add(31*24*time.Hour))
-	if err != nil || d != 1 || e != 1 {
-		t.Fatalf("cleanup a month later = %d deliveries, %d events, %v; want 1 and 1", d, e, err)
+	if err != nil || d != 1 || e != 2 {
+		t.Fatalf("cleanup a month later = %d deliveries, %d events, %v; want 1 and 2", d, e, err)
 	}
-	// The same delivery is new again once its fingerprint is forgotten.
-	if s, r2 := b.call(t, http.MethodPost, path, body); s != http.StatusAccepted || r2.EventID == r.EventID {
+	// The same webhookId is new again once its delivery is forgotten.
+	if s, r2 := signer.post(t, b, ev, ""); s != http.StatusAccepted || r2.EventID == app.EventID {
 		t.Fatalf("after cleanup: %d %+v", s, r2)
 	}
 }

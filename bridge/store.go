@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -60,7 +61,7 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		// Checkpoints (copying the WAL into the database, with an fsync) run
 		// in the background, not inside whichever commit crosses the WAL's
 		// size threshold: that commit's webhook would wait for the disk.
-		q := url.Values{"_pragma": {"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "wal_autocheckpoint(0)"},
+		q := url.Values{"_pragma": {"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "wal_autocheckpoint(0)", "secure_delete(ON)"},
 			"_txlock": {"immediate"}}
 		if s.db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -223,7 +224,8 @@ func (s *Store) migrate(ctx context.Context) error {
 			seq BIGINT NOT NULL,
 			pending TEXT,
 			inflight TEXT,
-			inflight_seq BIGINT)`,
+			inflight_seq BIGINT,
+			latest TEXT)`,
 		`CREATE TABLE IF NOT EXISTS hlbridge_delivery (
 			fingerprint TEXT PRIMARY KEY,
 			event_id BIGINT NOT NULL,
@@ -233,6 +235,63 @@ func (s *Store) migrate(ctx context.Context) error {
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("migrate store: %w", err)
+		}
+	}
+	return s.migrateNoNewsDropped(ctx)
+}
+
+// migrateNoNewsDropped brings a store of an older hlbridge to the rules of
+// this one: each contact keeps its newest known payload (latest); workflow
+// webhooks are no longer deduplicated, so their delivery fingerprints (a
+// hash over the query, access key included) are deleted; and events keep
+// no payload, which could hold a password. Each step is idempotent.
+func (s *Store) migrateNoNewsDropped(ctx context.Context) error {
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM hlbridge_delivery WHERE fingerprint NOT LIKE ?`), "app:%").Scan(&n); err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	if n > 0 {
+		if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM hlbridge_delivery WHERE fingerprint NOT LIKE ?`), "app:%"); err != nil {
+			return fmt.Errorf("migrate store: forget workflow fingerprints: %w", err)
+		}
+	}
+	if !s.postgres {
+		var has int
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('hlbridge_contact') WHERE name = 'latest'`).Scan(&has); err != nil {
+			return fmt.Errorf("migrate store: %w", err)
+		}
+		if has == 0 {
+			if _, err := s.db.ExecContext(ctx, `ALTER TABLE hlbridge_contact ADD COLUMN latest TEXT`); err != nil {
+				return fmt.Errorf("migrate store: %w", err)
+			}
+		}
+	} else if _, err := s.db.ExecContext(ctx, `ALTER TABLE hlbridge_contact ADD COLUMN IF NOT EXISTS latest TEXT`); err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, request FROM hlbridge_event WHERE request LIKE ? OR request LIKE ?`), `%"contact":%`, `%"password":%`)
+	if err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	stripped := map[int64]string{}
+	for rows.Next() {
+		var id int64
+		var raw string
+		if err := rows.Scan(&id, &raw); err != nil {
+			rows.Close()
+			return fmt.Errorf("migrate store: %w", err)
+		}
+		var req Request
+		if json.Unmarshal([]byte(raw), &req) == nil {
+			stripped[id] = eventRequest(req)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	for id, req := range stripped {
+		if _, err := s.db.ExecContext(ctx, s.q(`UPDATE hlbridge_event SET request = ? WHERE id = ?`), req, id); err != nil {
+			return fmt.Errorf("migrate store: strip event %d: %w", id, err)
 		}
 	}
 	return nil

@@ -45,9 +45,14 @@ type Request struct {
 	SendNotification bool `json:"send_notification,omitempty"`
 	// Role is the role asked for with role=, "" for none.
 	Role string `json:"role,omitempty"`
-	// Contact is the contact as the webhook body carried it; used in
-	// payload mode only.
+	// Contact is the contact as the webhook body carried it, without its
+	// secrets (see Syncer.TakePayload); used in payload mode only. The queue
+	// keeps the newest known state of each contact and applies that.
 	Contact *highlevel.Contact `json:"contact,omitempty"`
+	// Password is the password the payload's password field carried, for
+	// a user this request creates; payload mode only. It is stored only
+	// while the sync waits, never in an event.
+	Password string `json:"password,omitempty"`
 }
 
 // Result says what a request did.
@@ -176,9 +181,11 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 	if login = wordpress.SanitizeLogin(login); login == "" {
 		login = "hl-" + c.ID
 	}
-	password, err := s.customValue(ctx, c, s.cfg.PasswordField)
-	if err != nil {
-		return Result{}, err
+	password := req.Password
+	if password == "" {
+		if password, err = s.customValue(ctx, c, s.cfg.PasswordField); err != nil {
+			return Result{}, err
+		}
 	}
 	generated := password == ""
 	if generated {
@@ -324,7 +331,10 @@ func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, 
 		return Result{}, refuse("user %d has the email of contact %s but is linked to contact %s", u.ID, c.ID, linked)
 	}
 
-	want := map[string]wordpress.MetaValue{s.cfg.ContactIDMetaKey: c.ID, s.cfg.TagsMetaKey: tagList(c)}
+	want := map[string]wordpress.MetaValue{s.cfg.ContactIDMetaKey: c.ID}
+	if c.Carries("tags") { // a payload that left the tags out leaves them alone
+		want[s.cfg.TagsMetaKey] = tagList(c)
+	}
 	var up wordpress.UserUpdate
 	if req.Action != ActionUpdateTags {
 		up = s.userUpdate(req, c, u, fields.core)

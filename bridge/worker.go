@@ -89,13 +89,19 @@ func (q *Queue) claim(ctx context.Context, job *river.Job[syncContactArgs]) (*Re
 	}
 	defer tx.Rollback()
 	var seq int64
-	var pending, inflight sql.NullString
-	err = tx.QueryRowContext(ctx, s.q(`SELECT seq, pending, inflight FROM hlbridge_contact WHERE contact_id = ?`+s.forUpdate()),
-		job.Args.ContactID).Scan(&seq, &pending, &inflight)
+	var pending, inflight, latest sql.NullString
+	err = tx.QueryRowContext(ctx, s.q(`SELECT seq, pending, inflight, latest FROM hlbridge_contact WHERE contact_id = ?`+s.forUpdate()),
+		job.Args.ContactID).Scan(&seq, &pending, &inflight, &latest)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, fmt.Errorf("read contact: %w", err)
 	}
 	req := Merge(decodeRequest(inflight), decodeRequest(pending))
+	if req != nil {
+		// In payload mode the sync applies the contact's newest known state.
+		if c := decodeContact(latest); c != nil {
+			req.Contact = c
+		}
+	}
 	if req == nil {
 		if err := q.complete(ctx, tx, job); err != nil {
 			return nil, 0, fmt.Errorf("complete empty job: %w", err)

@@ -78,6 +78,10 @@ func (c *Contact) Overlay(later *Contact) {
 		c.Tags = slices.Clone(later.Tags)
 		return
 	}
+	c.CustomFields = slices.Clone(c.CustomFields) // c may share them with another copy
+	if c.Carried != nil {
+		c.Carried = slices.Clone(c.Carried)
+	}
 	if later.ID != "" {
 		c.ID = later.ID
 	}
@@ -243,30 +247,42 @@ func (c *Contact) Standard(name string) (value string, ok bool) {
 // same entry. API contacts carry ids only: resolve a key with
 // Client.CustomFieldID first. ok is false when no field matches.
 func (c *Contact) Custom(idOrKey string) (value string, ok bool) {
-	want := strings.TrimSpace(idOrKey)
-	if want == "" {
+	if i := c.customIndex(idOrKey); i >= 0 {
+		return valueString(c.CustomFields[i].Value), true
+	}
+	return "", false
+}
+
+// TakeCustom removes the custom field Custom would find and returns its
+// value; ok is false, and nothing changes, when no field matches. It keeps
+// a secret (a password field) out of a contact that is stored.
+func (c *Contact) TakeCustom(idOrKey string) (value string, ok bool) {
+	i := c.customIndex(idOrKey)
+	if i < 0 {
 		return "", false
 	}
-	for _, f := range c.CustomFields {
-		if f.ID != "" && f.ID == want {
-			return valueString(f.Value), true
-		}
+	value = valueString(c.CustomFields[i].Value)
+	c.CustomFields = slices.Delete(slices.Clone(c.CustomFields), i, i+1)
+	return value, true
+}
+
+// customIndex is the index of the custom field Custom matches, or -1.
+func (c *Contact) customIndex(idOrKey string) int {
+	want := strings.TrimSpace(idOrKey)
+	if want == "" {
+		return -1
 	}
-	for _, f := range c.CustomFields {
-		if f.Key != "" && f.Key == want {
-			return valueString(f.Value), true
-		}
+	if i := slices.IndexFunc(c.CustomFields, func(f CustomFieldValue) bool { return f.ID != "" && f.ID == want }); i >= 0 {
+		return i
+	}
+	if i := slices.IndexFunc(c.CustomFields, func(f CustomFieldValue) bool { return f.Key != "" && f.Key == want }); i >= 0 {
+		return i
 	}
 	loose := looseKey(want)
 	if loose == "" {
-		return "", false
+		return -1
 	}
-	for _, f := range c.CustomFields {
-		if f.Key != "" && looseKey(f.Key) == loose {
-			return valueString(f.Value), true
-		}
-	}
-	return "", false
+	return slices.IndexFunc(c.CustomFields, func(f CustomFieldValue) bool { return f.Key != "" && looseKey(f.Key) == loose })
 }
 
 // looseKey folds a field key or display name to lower-case snake case

@@ -479,7 +479,7 @@ func (s *storm) send(onAck func(int64)) {
 				if err != nil {
 					return // the process is gone; sent again later
 				}
-				if status != http.StatusAccepted && !(status == http.StatusOK && r.Status == "duplicate") {
+				if status != http.StatusAccepted { // a workflow webhook is never a "duplicate"
 					s.reject(fmt.Sprintf("%s for %s #%d: %d %+v", s.action(n), c.ID, n, status, r))
 					return
 				}
