@@ -116,7 +116,7 @@ func benchBridge(b *testing.B, dsn string) (http.Handler, string) {
 
 // benchPostgresDB creates a throw-away database on the server named by
 // serverURL and drops it when the benchmark ends.
-func benchPostgresDB(b *testing.B, serverURL string) string {
+func benchPostgresDB(b testing.TB, serverURL string) string {
 	b.Helper()
 	u, err := url.Parse(serverURL)
 	if err != nil {
