@@ -28,6 +28,9 @@ type Store struct {
 	postgres bool
 	driver   riverdriver.Driver[*sql.Tx]
 	stop     func() // stops background work (SQLite checkpoints)
+
+	path       string   // the SQLite file
+	serverLock *os.File // see LockServer; nil when not held
 }
 
 // OpenStore opens (creating it if needed) and migrates the store named by
@@ -55,6 +58,7 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 			return nil, errors.New("store: empty SQLite path")
 		}
 		name = path
+		s.path = path
 		// Immediate transactions take the write lock at BEGIN, so that a second
 		// process (the events command) waits instead of failing mid-way.
 		// Checkpoints (copying the WAL into the database, with an fsync) run
@@ -173,10 +177,16 @@ func redactedDSN(dsn string) string {
 	return dsn
 }
 
-// Close stops the store's background work and closes the database.
+// Close stops the store's background work, closes the database and lets
+// go of the server lock.
 func (s *Store) Close() error {
 	s.stop()
-	return s.db.Close()
+	err := s.db.Close()
+	if s.serverLock != nil {
+		s.serverLock.Close()
+		s.serverLock = nil
+	}
+	return err
 }
 
 // redactDSN keeps a database password out of an error message.
