@@ -240,6 +240,12 @@ func (s *Store) migrate(ctx context.Context) error {
 			expires_at BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS hlbridge_delivery_expires ON hlbridge_delivery (expires_at)`,
 	}
+	if s.postgres {
+		// Each process's lease, by River client id (see recovery.go).
+		stmts = append(stmts, `CREATE TABLE IF NOT EXISTS hlbridge_process (
+			client_id TEXT PRIMARY KEY,
+			expires_at TIMESTAMPTZ NOT NULL)`)
+	}
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("migrate store: %w", err)

@@ -129,6 +129,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start queue: %w", err)
 	}
+	// WordPress has just answered: the syncs waiting out its outage's
+	// backoff need not wait any longer.
+	if _, err := queue.BringForward(ctx); err != nil {
+		logger.Warn("bring retries forward", slog.String("error", err.Error()))
+	}
 	srv, err := bridge.NewServer(
 		bridge.ServerConfig{AccessKey: cfg.AccessKey, SyncByDefault: cfg.SyncByDefault, AdminToken: cfg.AdminToken,
 			LocationID: cfg.HighLevelLocationID},
