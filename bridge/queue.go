@@ -218,7 +218,7 @@ func (q *Queue) Start(ctx context.Context) error {
 func (q *Queue) Stop(ctx context.Context) error {
 	if q.stopWatch != nil {
 		// The lease is kept until the workers are done.
-		defer func() { close(q.stopWatch); <-q.watchDone }()
+		defer func() { close(q.stopWatch); <-q.watchDone; q.dropLease() }()
 	}
 	err := q.client.Stop(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

@@ -124,7 +124,7 @@ func (l *lease) check(epoch uint64) error {
 func (l *lease) renewed(start time.Time) (lapsed bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lapsed = !time.Now().Before(l.deadline)
+	lapsed = !l.deadline.IsZero() && !time.Now().Before(l.deadline) // zero: the first renewal
 	if lapsed {
 		l.lapseLocked()
 	}
@@ -168,6 +168,14 @@ func (q *Queue) heartbeat(ctx context.Context) error {
 		q.cfg.Logger.Warn("lease had lapsed (paused, or the database was out of reach): running syncs stop, their jobs go to other processes")
 	}
 	return nil
+}
+
+// dropLease ends this process's lease at a clean stop, once its workers
+// are done, so that nothing waits for it to expire.
+func (q *Queue) dropLease() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	q.store.db.ExecContext(ctx, `DELETE FROM hlbridge_process WHERE client_id = $1`, q.clientID)
 }
 
 // watch renews the lease and takes over the jobs of dead processes, every

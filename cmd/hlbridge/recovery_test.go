@@ -360,4 +360,3 @@ func (p *switchProxy) serve(c net.Conn, target string) {
 		}
 	}
 }
-
