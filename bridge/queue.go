@@ -200,6 +200,14 @@ func (q *Queue) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if !q.store.postgres {
+		// The server lock says the last leader is dead: its lease need not
+		// be waited out before this process runs River's scheduler (which
+		// makes due retries available) and the periodic cleanup.
+		if _, err := q.store.db.ExecContext(ctx, `DELETE FROM river_leader`); err != nil {
+			return fmt.Errorf("clear the dead leader: %w", err)
+		}
+	}
 	if _, err := q.takeOver(ctx); err != nil {
 		return fmt.Errorf("take over the jobs of a dead process: %w", err)
 	}
