@@ -70,7 +70,9 @@ func TestRestartResumesBacklogAtOnce(t *testing.T) {
 	resumed := waitFor(t, 30*time.Second, "the backlog to resume", func() bool {
 		return strings.Contains(second.logs.String(), `"msg":"synced"`)
 	})
-	w.waitDrained(30 * time.Second)
+	// Generous: draining depends on WordPress's speed, which other tests
+	// share; the resumption above is what this test is about.
+	w.waitDrained(2 * time.Minute)
 	drained := time.Since(restart)
 	t.Logf("restart: healthy after %s, first sync %s after the restart, %d webhooks drained %s after it",
 		up.Round(time.Millisecond), resumed.Sub(restart).Round(time.Millisecond), len(cs), drained.Round(time.Millisecond))
