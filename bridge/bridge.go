@@ -105,6 +105,11 @@ func NewSyncer(cfg Config, users Users, contacts Contacts, logger *slog.Logger) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// Every write goes through the sync's fence (see withFence).
+	users = fencedUsers{users}
+	if contacts != nil {
+		contacts = fencedContacts{contacts}
+	}
 	return &Syncer{cfg: cfg, users: users, contacts: contacts, logger: logger}, nil
 }
 

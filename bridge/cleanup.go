@@ -91,5 +91,11 @@ func (q *Queue) Cleanup(ctx context.Context, now time.Time) (deliveries, events 
 		return deliveries, 0, fmt.Errorf("clean events: %w", err)
 	}
 	events, _ = res.RowsAffected()
+	if s.postgres {
+		// Leases of processes long gone (see recovery.go).
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM hlbridge_process WHERE expires_at < now() - interval '1 hour'`); err != nil {
+			return deliveries, events, fmt.Errorf("clean leases: %w", err)
+		}
+	}
 	return deliveries, events, nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -26,8 +27,10 @@ type QueueConfig struct {
 	Workers int
 	// JobTimeout bounds one sync. Default 2 minutes.
 	JobTimeout time.Duration
-	// RescueAfter is how long a sync may look running before another
-	// worker takes it over (its process died). Default JobTimeout + 1 minute.
+	// RescueAfter is how long a sync may look running before River's
+	// rescuer takes it over: a last resort, since a dead process's jobs are
+	// taken over at start-up (SQLite) or by its lease (PostgreSQL), within
+	// seconds. Default JobTimeout + 1 minute.
 	RescueAfter time.Duration
 	// MaxAttempts bounds the retries of a sync that keeps failing for a
 	// retryable reason. With the default RetryBase, the default of 60 keeps
@@ -117,6 +120,11 @@ type Queue struct {
 	complete func(ctx context.Context, tx *sql.Tx, job *river.Job[syncContactArgs]) error
 	waiters  waiters
 	intake   []*batcher // lanes; a contact always uses the same one
+
+	clientID             string      // River's client id, in river_job.attempted_by
+	lease                *lease      // PostgreSQL: this process's lease; nil on SQLite
+	outage               atomic.Bool // a sync failed for an outage since the last success
+	stopWatch, watchDone chan struct{}
 }
 
 // NewQueue returns a queue on store. With a nil syncer it only inserts
@@ -126,7 +134,10 @@ func NewQueue(store *Store, syncer *Syncer, cfg QueueConfig) (*Queue, error) {
 		return nil, errors.New("bridge: queue needs a store")
 	}
 	cfg.defaults()
-	q := &Queue{cfg: cfg, store: store, syncer: syncer}
+	q := &Queue{cfg: cfg, store: store, syncer: syncer, clientID: newClientID()}
+	if store.postgres {
+		q.lease = &lease{cancels: map[uint64]context.CancelCauseFunc{}}
+	}
 	// SQLite has one writer, so one lane; PostgreSQL commits transactions
 	// side by side, so webhooks for different contacts use several.
 	lanes := 1
@@ -137,6 +148,7 @@ func NewQueue(store *Store, syncer *Syncer, cfg QueueConfig) (*Queue, error) {
 		q.intake = append(q.intake, &batcher{run: q.acceptBatch})
 	}
 	rc := &river.Config{
+		ID:                          q.clientID,
 		Logger:                      cfg.Logger.With(slog.String("component", "river")),
 		JobTimeout:                  cfg.JobTimeout,
 		RescueStuckJobsAfter:        cfg.RescueAfter,
@@ -175,12 +187,50 @@ func NewQueue(store *Store, syncer *Syncer, cfg QueueConfig) (*Queue, error) {
 	return q, nil
 }
 
-// Start starts the workers.
-func (q *Queue) Start(ctx context.Context) error { return q.client.Start(ctx) }
+// Start starts the workers. On SQLite it takes the server lock (see
+// Store.LockServer) and hands back at once the jobs a dead process left
+// running; on PostgreSQL it takes this process's lease, then keeps it and
+// watches the other processes' (see recovery.go).
+func (q *Queue) Start(ctx context.Context) error {
+	if q.syncer == nil {
+		return errors.New("bridge: an insert-only queue cannot be started")
+	}
+	if err := q.store.LockServer(); err != nil {
+		return err
+	}
+	if q.lease != nil {
+		if err := q.heartbeat(ctx); err != nil {
+			return err
+		}
+	}
+	if !q.store.postgres {
+		// The server lock says the last leader is dead: its lease need not
+		// be waited out before this process runs River's scheduler (which
+		// makes due retries available) and the periodic cleanup.
+		if _, err := q.store.db.ExecContext(ctx, `DELETE FROM river_leader`); err != nil {
+			return fmt.Errorf("clear the dead leader: %w", err)
+		}
+	}
+	if _, err := q.takeOver(ctx); err != nil {
+		return fmt.Errorf("take over the jobs of a dead process: %w", err)
+	}
+	if err := q.client.Start(ctx); err != nil {
+		return err
+	}
+	if q.lease != nil {
+		q.stopWatch, q.watchDone = make(chan struct{}), make(chan struct{})
+		go q.watch(q.stopWatch, q.watchDone)
+	}
+	return nil
+}
 
 // Stop lets running syncs finish until ctx ends, then cancels them; a
 // cancelled sync stays queued and runs again after the next start.
 func (q *Queue) Stop(ctx context.Context) error {
+	if q.stopWatch != nil {
+		// The lease is kept until the workers are done.
+		defer func() { close(q.stopWatch); <-q.watchDone; q.dropLease() }()
+	}
 	err := q.client.Stop(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -29,6 +29,9 @@ type Store struct {
 	postgres bool
 	driver   riverdriver.Driver[*sql.Tx]
 	stop     func() // stops background work (SQLite checkpoints)
+
+	path       string   // the SQLite file
+	serverLock *os.File // see LockServer; nil when not held
 }
 
 // OpenStore opens (creating it if needed) and migrates the store named by
@@ -56,6 +59,7 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 			return nil, errors.New("store: empty SQLite path")
 		}
 		name = path
+		s.path = path
 		// Immediate transactions take the write lock at BEGIN, so that a second
 		// process (the events command) waits instead of failing mid-way.
 		// Checkpoints (copying the WAL into the database, with an fsync) run
@@ -174,10 +178,16 @@ func redactedDSN(dsn string) string {
 	return dsn
 }
 
-// Close stops the store's background work and closes the database.
+// Close stops the store's background work, closes the database and lets
+// go of the server lock.
 func (s *Store) Close() error {
 	s.stop()
-	return s.db.Close()
+	err := s.db.Close()
+	if s.serverLock != nil {
+		s.serverLock.Close()
+		s.serverLock = nil
+	}
+	return err
 }
 
 // redactDSN keeps a database password out of an error message.
@@ -231,6 +241,12 @@ func (s *Store) migrate(ctx context.Context) error {
 			event_id BIGINT NOT NULL,
 			expires_at BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS hlbridge_delivery_expires ON hlbridge_delivery (expires_at)`,
+	}
+	if s.postgres {
+		// Each process's lease, by River client id (see recovery.go).
+		stmts = append(stmts, `CREATE TABLE IF NOT EXISTS hlbridge_process (
+			client_id TEXT PRIMARY KEY,
+			expires_at TIMESTAMPTZ NOT NULL)`)
 	}
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {

@@ -7,9 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/hlbridge/hlbridge/wordpress"
 )
 
 // syncWorker runs a contact's coalesced request against WordPress.
@@ -24,7 +28,12 @@ type syncWorker struct {
 func (w *syncWorker) Work(ctx context.Context, job *river.Job[syncContactArgs]) error {
 	q := w.q
 	contactID := job.Args.ContactID
+	ctx, release := q.lease.hold(ctx)
+	defer release()
 	req, claimedSeq, err := q.claim(ctx, job)
+	if errors.Is(err, errNotOwner) {
+		return q.giveUp(contactID, err)
+	}
 	if err != nil || req == nil {
 		return err
 	}
@@ -39,6 +48,17 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[syncContactArgs]) 
 	case err == nil:
 		status = StatusDone
 		log.Info("synced", slog.Int64("user_id", res.UserID), slog.Bool("created", res.Created), slog.Any("changed", res.Changed))
+		if q.outage.CompareAndSwap(true, false) {
+			// The site is back: the syncs waiting out its outage need not.
+			if _, err := q.BringForward(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("could not bring retries forward", slog.String("error", err.Error()))
+			}
+		}
+	case leaseLost(ctx, err):
+		// Not a failure: the events stay queued for whichever process
+		// holds the job now.
+		q.cfg.Metrics.sync("snoozed", took)
+		return q.giveUp(contactID, errLeaseLost)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// Shutting down: run again after the next start, no attempt spent.
 		q.cfg.Metrics.sync("snoozed", took)
@@ -53,6 +73,9 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[syncContactArgs]) 
 			q.cfg.Metrics.sync("snoozed", took)
 			return river.JobSnooze(wait) // costs no attempt
 		}
+		if outage(err) {
+			q.outage.Store(true)
+		}
 		if job.Attempt < job.MaxAttempts {
 			log.Warn("sync failed, will retry", slog.String("error", err.Error()))
 			q.noteError(ctx, contactID, claimedSeq, err.Error())
@@ -66,7 +89,33 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[syncContactArgs]) 
 		log.Error("sync failed", slog.String("error", errText))
 	}
 	q.cfg.Metrics.sync(status, took)
-	return q.finish(ctx, job, status, res, errText, err == nil)
+	err = q.finish(ctx, job, status, res, errText, err == nil)
+	if errors.Is(err, errNotOwner) {
+		return q.giveUp(contactID, err)
+	}
+	return err
+}
+
+// giveUp leaves a job this process no longer owns, writing nothing. The
+// snooze costs no attempt, and River applies it only if the job is still
+// running here: a job handed to another process is no longer.
+func (q *Queue) giveUp(contactID string, why error) error {
+	q.cfg.Logger.Warn("sync abandoned: another process has its job", slog.String("contact_id", contactID),
+		slog.String("reason", why.Error()))
+	return river.JobSnooze(0)
+}
+
+// outage reports whether err says WordPress could not be reached or was
+// down (not a failure of one request), the kind that ends for every sync
+// at once when the site is back.
+func outage(err error) bool {
+	var we *wordpress.Error
+	if errors.As(err, &we) {
+		return we.Status == 0 || we.Status == http.StatusBadGateway || we.Status == http.StatusServiceUnavailable ||
+			we.Status == http.StatusGatewayTimeout
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
 }
 
 // refusalReason is the reason of a refusal, for the operator.
@@ -88,6 +137,9 @@ func (q *Queue) claim(ctx context.Context, job *river.Job[syncContactArgs]) (*Re
 		return nil, 0, fmt.Errorf("begin claim: %w", err)
 	}
 	defer tx.Rollback()
+	if err := q.ownedTx(ctx, tx, job.ID, job.Attempt); err != nil {
+		return nil, 0, err
+	}
 	var seq int64
 	var pending, inflight, latest sql.NullString
 	err = tx.QueryRowContext(ctx, s.q(`SELECT seq, pending, inflight, latest FROM hlbridge_contact WHERE contact_id = ?`+s.forUpdate()),
@@ -136,6 +188,9 @@ func (q *Queue) finish(ctx context.Context, job *river.Job[syncContactArgs], sta
 		return fmt.Errorf("begin finish: %w", err)
 	}
 	defer tx.Rollback()
+	if err := q.ownedTx(ctx, tx, job.ID, job.Attempt); err != nil {
+		return err
+	}
 	var pending sql.NullString
 	var inflightSeq sql.NullInt64
 	if err := tx.QueryRowContext(ctx, s.q(`SELECT pending, inflight_seq FROM hlbridge_contact WHERE contact_id = ?`+s.forUpdate()),
@@ -190,6 +245,9 @@ func (q *Queue) finish(ctx context.Context, job *river.Job[syncContactArgs], sta
 // noteError keeps the latest retryable error on the events still waiting,
 // so an operator sees why they wait.
 func (q *Queue) noteError(ctx context.Context, contactID string, seq int64, msg string) {
+	if fenceErr(ctx) != nil {
+		return // the job may be another process's now
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := q.store.db.ExecContext(ctx, q.store.q(`UPDATE hlbridge_event SET error = ? WHERE contact_id = ? AND status = ? AND seq <= ?`),

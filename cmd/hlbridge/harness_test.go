@@ -89,8 +89,8 @@ func (w *world) env(overrides ...string) []string {
 		"BRIDGE_LOG_LEVEL":             "debug",
 		"BRIDGE_ALLOWED_ROLES":         "customer",
 		"BRIDGE_RETURN_PASSWORD_FIELD": passwordFieldKey,
-		// Small, so that River's rescue of a killed process's jobs (after
-		// BRIDGE_RESCUE_AFTER, by a rescuer that runs every 30 s) stays bounded.
+		// Small, so that River's rescue (a last resort: a killed process's
+		// jobs are taken over by the bridge itself) stays bounded.
 		"BRIDGE_JOB_TIMEOUT":      "5s",
 		"BRIDGE_RESCUE_AFTER":     "6s",
 		"BRIDGE_RETRY_BASE":       "200ms",

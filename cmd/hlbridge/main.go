@@ -75,6 +75,16 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The store first: a second server on the same SQLite file stops here,
+	// naming the process that holds it, before it has done anything.
+	store, err := bridge.OpenStore(ctx, cfg.Database)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.LockServer(); err != nil {
+		return err
+	}
 	verifyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	companion, err := wp.Verify(verifyCtx)
 	cancel()
@@ -107,11 +117,6 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		return err
 	}
 
-	store, err := bridge.OpenStore(ctx, cfg.Database)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
 	queue, err := bridge.NewQueue(store, syncer, bridge.QueueConfig{
 		Workers: cfg.WordPressConcurrency, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.MaxAttempts,
 		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, EventRetention: cfg.EventRetention, SyncWait: cfg.SyncWait, Logger: logger, Metrics: metrics,
@@ -123,6 +128,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	// running syncs off. Shutdown goes through queue.Stop below instead.
 	if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start queue: %w", err)
+	}
+	// WordPress has just answered: the syncs waiting out its outage's
+	// backoff need not wait any longer.
+	if _, err := queue.BringForward(ctx); err != nil {
+		logger.Warn("bring retries forward", slog.String("error", err.Error()))
 	}
 	srv, err := bridge.NewServer(
 		bridge.ServerConfig{AccessKey: cfg.AccessKey, SyncByDefault: cfg.SyncByDefault, AdminToken: cfg.AdminToken,

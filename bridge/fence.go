@@ -1,0 +1,70 @@
+package bridge
+
+import (
+	"context"
+
+	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/wordpress"
+)
+
+// fenceKey carries a sync's write fence in its context.
+type fenceKey struct{}
+
+// withFence returns ctx with check, which every write to WordPress (and
+// the password written back to HighLevel) calls first: a non-nil error
+// stops the write. The queue uses it for its lease, so that a process
+// resumed after its jobs were taken over writes nothing more for them.
+// Checking before each write is deterministic, where a cancelled context
+// would race a timer against the write.
+func withFence(ctx context.Context, check func() error) context.Context {
+	return context.WithValue(ctx, fenceKey{}, check)
+}
+
+// fenceErr runs ctx's fence, if any.
+func fenceErr(ctx context.Context) error {
+	if check, ok := ctx.Value(fenceKey{}).(func() error); ok {
+		return check()
+	}
+	return nil
+}
+
+// fencedUsers checks the fence before each write to WordPress.
+type fencedUsers struct{ Users }
+
+func (u fencedUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
+	if err := fenceErr(ctx); err != nil {
+		return nil, err
+	}
+	return u.Users.CreateUser(ctx, nu)
+}
+
+func (u fencedUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
+	if err := fenceErr(ctx); err != nil {
+		return nil, err
+	}
+	return u.Users.UpdateUser(ctx, id, up)
+}
+
+func (u fencedUsers) SetMeta(ctx context.Context, id int64, values map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error) {
+	if err := fenceErr(ctx); err != nil {
+		return nil, err
+	}
+	return u.Users.SetMeta(ctx, id, values)
+}
+
+func (u fencedUsers) SendNewUserNotification(ctx context.Context, id int64, who wordpress.Notify) error {
+	if err := fenceErr(ctx); err != nil {
+		return err
+	}
+	return u.Users.SendNewUserNotification(ctx, id, who)
+}
+
+// fencedContacts checks the fence before writing to HighLevel.
+type fencedContacts struct{ Contacts }
+
+func (c fencedContacts) UpdateCustomFields(ctx context.Context, contactID string, fields []highlevel.FieldWrite) error {
+	if err := fenceErr(ctx); err != nil {
+		return err
+	}
+	return c.Contacts.UpdateCustomFields(ctx, contactID, fields)
+}
