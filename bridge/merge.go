@@ -18,6 +18,8 @@ func actionRank(a Action) int {
 // that a burst of webhooks costs one sync: the widest action wins, a
 // welcome notification asked for by any of them is kept, and the latest
 // role and payload win (the sync reads the contact's current state anyway).
+// Only an add or an update carries its role: an update_tags never changes
+// roles, also when merged into an add.
 func Merge(earlier, later *Request) *Request {
 	switch {
 	case earlier == nil:
@@ -30,11 +32,21 @@ func Merge(earlier, later *Request) *Request {
 		m.Action = later.Action
 	}
 	m.SendNotification = m.SendNotification || later.SendNotification
-	if later.Role != "" {
-		m.Role = later.Role
+	m.Role = carriedRole(earlier)
+	if r := carriedRole(later); r != "" {
+		m.Role = r
 	}
 	if later.Contact != nil {
 		m.Contact = later.Contact
 	}
 	return &m
+}
+
+// carriedRole is the role r brings into a merge: its role= when it is an
+// add or an update, else none.
+func carriedRole(r *Request) string {
+	if !r.Action.TakesRole() {
+		return ""
+	}
+	return r.Role
 }
