@@ -194,6 +194,11 @@ func TestCompanionProtectedMetaKeys(t *testing.T) {
 			"other_capabilities", "legacy_user_level", "default_password_nag",
 			"user_pass", "user_login", "user_email", "_edit_lock", "",
 			strings.Repeat("k", 256), "wp_2_highlevel_tags", "clé", "tab\tkey",
+			// Every site's capabilities and user level on a multisite network.
+			"wp_2_capabilities", "wp_2_user_level", "wp_15_capabilities", "WP_2_Capabilities",
+			// Application passwords (WP_Application_Passwords::USERMETA_KEY_APPLICATION_PASSWORDS)
+			// and password-reset keys.
+			"_application_passwords", "_Application_Passwords", "user_activation_key",
 		} {
 			t.Run(fmt.Sprintf("%.40q", key), func(t *testing.T) {
 				t.Parallel()
