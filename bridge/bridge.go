@@ -176,6 +176,21 @@ func (s *Syncer) rolesAfter(have []string, role string) []string {
 	return append(out, role)
 }
 
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			return false
+		}
+	}
+	return true
+}
+
 // requestedRole checks the role a request asks for; "" means none.
 func (s *Syncer) requestedRole(role string) error {
 	if role != "" && !s.RoleAllowed(role) {

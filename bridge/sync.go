@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 
 	"github.com/hlbridge/hlbridge/highlevel"
@@ -414,19 +413,4 @@ func (s *Syncer) userUpdate(req Request, c *highlevel.Contact, u *wordpress.User
 		}
 	}
 	return up
-}
-
-// sameSet reports whether a and b hold the same strings, in any order.
-func sameSet(a, b []string) bool {
-	for _, x := range a {
-		if !slices.Contains(b, x) {
-			return false
-		}
-	}
-	for _, x := range b {
-		if !slices.Contains(a, x) {
-			return false
-		}
-	}
-	return true
 }
