@@ -164,8 +164,8 @@ func privilegedUser(u *wordpress.User) string {
 
 // rolesAfter returns the roles a user holding have gets when a webhook asks
 // for role: the allowed roles (the default among them) are swapped for
-// role, and every other role is kept, so that a sync never demotes an
-// editor or a shop manager who is also a customer.
+// role, and every other role is kept, so that a sync never takes away a
+// role it may not give (an author's, a membership plugin's).
 func (s *Syncer) rolesAfter(have []string, role string) []string {
 	out := make([]string, 0, len(have)+1)
 	for _, r := range have {
