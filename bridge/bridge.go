@@ -127,11 +127,73 @@ func privilegedRole(role string) bool {
 	return role == "administrator" || role == "super_admin"
 }
 
-// privilegedUser reports whether u may run the site; the bridge never
-// changes such a user, even when a contact carries their email.
-func privilegedUser(u *wordpress.User) bool {
-	return u.HasRole("administrator") || u.Can("manage_options") || u.Can("edit_users") ||
-		u.Can("promote_users") || u.Can("manage_network")
+// protectedCapabilities are the capabilities that put a user out of the
+// bridge's reach: whoever holds one can take over the site, so a contact
+// that carries their email must not rename them, change their email (and
+// with it who can reset their password) or their roles. This is the one
+// list privilegedUser checks; the administrator role and multisite super
+// admins are refused besides.
+var protectedCapabilities = []string{
+	"manage_options",     // changes every setting: the default role, open registration, the site's address
+	"edit_users",         // edits any user: their email, their password
+	"promote_users",      // gives any user any role, administrator included
+	"manage_network",     // runs a multisite network: a super admin's capability
+	"delete_users",       // deletes users and hands their content to someone else
+	"create_users",       // makes accounts with any role it may grant
+	"activate_plugins",   // switches plugins on and off, security plugins included
+	"install_plugins",    // uploads PHP that then runs on the server
+	"edit_plugins",       // edits PHP that runs on the server
+	"edit_theme_options", // changes menus, widgets and the customizer, which can hold scripts
+	"unfiltered_html",    // publishes script that runs in administrators' browsers
+}
+
+// privilegedUser says why u may run the site, or "" when it may not. The
+// bridge never changes such a user, even when a contact carries their email.
+// A multisite super admin can do everything although core REST shows only
+// their role on this site (perhaps subscriber): the companion plugin reports
+// that status as hlbridge_super_admin.
+func privilegedUser(u *wordpress.User) string {
+	switch {
+	case u.SuperAdmin:
+		return "a multisite super admin"
+	case u.HasRole("administrator"):
+		return "an administrator"
+	}
+	for _, cp := range protectedCapabilities {
+		if u.Can(cp) {
+			return "able to " + cp
+		}
+	}
+	return ""
+}
+
+// rolesAfter returns the roles a user holding have gets when a webhook asks
+// for role: the allowed roles (the default among them) are swapped for
+// role, and every other role is kept, so that a sync never takes away a
+// role it may not give (an author's, a membership plugin's).
+func (s *Syncer) rolesAfter(have []string, role string) []string {
+	out := make([]string, 0, len(have)+1)
+	for _, r := range have {
+		if !slices.Contains(s.cfg.AllowedRoles, r) && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return append(out, role)
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			return false
+		}
+	}
+	return true
 }
 
 // requestedRole checks the role a request asks for; "" means none.

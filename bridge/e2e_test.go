@@ -56,6 +56,7 @@ type settings struct {
 	server    bridge.ServerConfig
 	metrics   *bridge.Metrics
 	verifier  *highlevel.Verifier
+	site      *wordpresstest.Site // the WordPress; nil for the package's shared one
 }
 
 type option func(*settings)
@@ -85,11 +86,15 @@ func setup(t *testing.T, opts ...option) *bundle {
 	for _, o := range opts {
 		o(&st)
 	}
-	wpURL := site.URL
+	wps := site
+	if st.site != nil {
+		wps = st.site
+	}
+	wpURL := wps.URL
 	if st.wordpress != "" {
 		wpURL = st.wordpress
 	}
-	wp, err := wordpress.New(wordpress.Config{URL: wpURL, Username: site.Username, AppPassword: site.AppPassword,
+	wp, err := wordpress.New(wordpress.Config{URL: wpURL, Username: wps.Username, AppPassword: wps.AppPassword,
 		Logger: logger, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +167,7 @@ func setup(t *testing.T, opts ...option) *bundle {
 	b.url = hs.URL
 	t.Cleanup(func() {
 		logs := b.logs.String()
-		for name, secret := range map[string]string{"access key": b.key, "application password": site.AppPassword, "admin token": b.admin} {
+		for name, secret := range map[string]string{"access key": b.key, "application password": wps.AppPassword, "admin token": b.admin} {
 			if strings.Contains(logs, secret) {
 				t.Errorf("the %s reached the log", name)
 			}

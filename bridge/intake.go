@@ -76,6 +76,9 @@ func (s *Server) intake(c *gin.Context, actionName, actionParam string) {
 		}
 	}
 	req := Request{Action: action, ContactID: c.Query("contact_id"), Role: c.Query("role")}
+	if !action.TakesRole() {
+		req.Role = "" // update_tags never changes roles: its role= is ignored (README)
+	}
 	if wh.ContactID != "" {
 		req.ContactID = wh.ContactID // as WP Fusion does: the body wins
 	}

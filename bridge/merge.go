@@ -19,7 +19,9 @@ func actionRank(a Action) int {
 // welcome notification asked for by any of them is kept, the latest role
 // and password win, and the later payload overlays the earlier one field by
 // field (a field it left out keeps the earlier value). In token mode the
-// sync reads the contact's current state anyway.
+// sync reads the contact's current state anyway. Only an add or an update
+// carries its role: an update_tags never changes roles, also when merged
+// into an add.
 func Merge(earlier, later *Request) *Request {
 	switch {
 	case earlier == nil:
@@ -32,8 +34,9 @@ func Merge(earlier, later *Request) *Request {
 		m.Action = later.Action
 	}
 	m.SendNotification = m.SendNotification || later.SendNotification
-	if later.Role != "" {
-		m.Role = later.Role
+	m.Role = carriedRole(earlier)
+	if r := carriedRole(later); r != "" {
+		m.Role = r
 	}
 	if later.Password != "" {
 		m.Password = later.Password
@@ -48,4 +51,13 @@ func Merge(earlier, later *Request) *Request {
 		m.Contact = &c
 	}
 	return &m
+}
+
+// carriedRole is the role r brings into a merge: its role= when it is an
+// add or an update, else none.
+func carriedRole(r *Request) string {
+	if !r.Action.TakesRole() {
+		return ""
+	}
+	return r.Role
 }

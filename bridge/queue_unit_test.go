@@ -13,6 +13,8 @@ func TestMerge(t *testing.T) {
 	add := &Request{Action: ActionAdd, ContactID: "c", SendNotification: true, Role: "customer"}
 	upd := &Request{Action: ActionUpdate, ContactID: "c"}
 	tags := &Request{Action: ActionUpdateTags, ContactID: "c", Role: "member"}
+	updRole := &Request{Action: ActionUpdate, ContactID: "c", Role: "member"}
+	addBare := &Request{Action: ActionAdd, ContactID: "c"}
 	cases := []struct {
 		name   string
 		a, b   *Request
@@ -22,8 +24,12 @@ func TestMerge(t *testing.T) {
 	}{
 		{"add absorbs update", add, upd, ActionAdd, true, "customer"},
 		{"update then add", upd, add, ActionAdd, true, "customer"},
-		{"update absorbs update_tags, later role wins", upd, tags, ActionUpdate, false, "member"},
-		{"nil earlier", nil, tags, ActionUpdateTags, false, "member"},
+		{"later role wins", add, updRole, ActionAdd, true, "member"},
+		// update_tags never changes roles: its role= is not carried.
+		{"update absorbs update_tags without its role", upd, tags, ActionUpdate, false, ""},
+		{"add keeps its role over a later update_tags", add, tags, ActionAdd, true, "customer"},
+		{"update_tags's role is not carried into a later add", tags, addBare, ActionAdd, false, ""},
+		{"nil earlier", nil, updRole, ActionUpdate, false, "member"},
 		{"nil later", add, nil, ActionAdd, true, "customer"},
 	}
 	for _, tc := range cases {

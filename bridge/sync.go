@@ -27,6 +27,10 @@ const (
 	ActionTest Action = "test"
 )
 
+// TakesRole reports whether the action applies a webhook's role=: add and
+// update do; update_tags never changes roles, so its role= is ignored.
+func (a Action) TakesRole() bool { return a == ActionAdd || a == ActionUpdate }
+
 // ParseAction returns the action named s, or false.
 func ParseAction(s string) (Action, bool) {
 	switch a := Action(s); a {
@@ -43,7 +47,9 @@ type Request struct {
 	// SendNotification asks for WordPress's welcome notification when the
 	// request creates the user.
 	SendNotification bool `json:"send_notification,omitempty"`
-	// Role is the role asked for with role=, "" for none.
+	// Role is the role asked for with role=, "" for none. Only add and
+	// update apply it (see Action.TakesRole); it replaces the user's
+	// allowed roles and keeps the others (see Syncer.rolesAfter).
 	Role string `json:"role,omitempty"`
 	// Contact is the contact as the webhook body carried it, without its
 	// secrets (see Syncer.TakePayload); used in payload mode only. The queue
@@ -79,6 +85,9 @@ func (s *Syncer) Apply(ctx context.Context, req Request) (Result, error) {
 	}
 	if req.ContactID == "" {
 		return Result{}, refuse("no contact id")
+	}
+	if !req.Action.TakesRole() {
+		req.Role = "" // update_tags never changes roles, also when stored with one
 	}
 	if err := s.requestedRole(req.Role); err != nil {
 		return Result{}, err
@@ -310,8 +319,8 @@ func (s *Syncer) returnPassword(ctx context.Context, c *highlevel.Contact, passw
 
 // update brings an existing user in line with the contact.
 func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, u *wordpress.User) (Result, error) {
-	if privilegedUser(u) {
-		return Result{}, refuse("user %d is an administrator; hlbridge never changes administrators", u.ID)
+	if why := privilegedUser(u); why != "" {
+		return Result{}, refuse("user %d is %s; hlbridge never changes administrators or users who can manage the site", u.ID, why)
 	}
 	res := Result{UserID: u.ID}
 	keys := []string{s.cfg.ContactIDMetaKey, s.cfg.TagsMetaKey, pendingNotificationKey, pendingPasswordKey}
@@ -408,8 +417,10 @@ func (s *Syncer) userUpdate(req Request, c *highlevel.Contact, u *wordpress.User
 			set(&up.URL, u.URL, v)
 		}
 	}
-	if req.Role != "" && (len(u.Roles) != 1 || u.Roles[0] != req.Role) {
-		up.Roles = []string{req.Role}
+	if req.Role != "" {
+		if roles := s.rolesAfter(u.Roles, req.Role); !sameSet(roles, u.Roles) {
+			up.Roles = roles
+		}
 	}
 	return up
 }

@@ -32,8 +32,10 @@ func (c *Client) Companion(ctx context.Context) (*CompanionStatus, error) {
 	return &st, nil
 }
 
-// MinCompanionVersion is the oldest companion plugin this client works with.
-const MinCompanionVersion = "1.1.0"
+// MinCompanionVersion is the oldest companion plugin this client works
+// with: 1.2.0 reports multisite super admins (User.SuperAdmin), without
+// which a super admin who is a subscriber here would look harmless.
+const MinCompanionVersion = "1.2.0"
 
 // versionLess compares dotted version numbers: "1.9.0" < "1.10.0".
 func versionLess(a, b string) bool {

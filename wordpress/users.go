@@ -26,6 +26,11 @@ type User struct {
 	Roles          []string        `json:"roles"`
 	Capabilities   map[string]bool `json:"capabilities"`
 	RegisteredDate string          `json:"registered_date"`
+	// SuperAdmin reports a multisite super admin, who may do anything on
+	// every site of the network whatever their role here (core REST shows
+	// only the role). The companion plugin (1.2.0 and later) reports it;
+	// it is false on a single site.
+	SuperAdmin bool `json:"hlbridge_super_admin"`
 }
 
 // Can reports whether the user has the capability (or role) cap.

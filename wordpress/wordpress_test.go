@@ -73,6 +73,20 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// On a single site nobody is a super admin, the administrator included
+// (is_super_admin() alone would say yes to anyone who can delete_users).
+func TestSuperAdminFieldOnSingleSite(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	me, err := c.Me(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me.SuperAdmin || !me.HasRole("administrator") {
+		t.Errorf("administrator of a single site: %+v, want SuperAdmin false", me)
+	}
+}
+
 func TestVerifyWrongPassword(t *testing.T) {
 	t.Parallel()
 	const wrong = "abcd EFGH ijkl MNOP qrst UVWX"
@@ -305,7 +319,8 @@ func TestProtectedMetaRefused(t *testing.T) {
 	t.Parallel()
 	c, _ := newClient(t)
 	u := newUser(t, c)
-	for i, key := range []string{"wp_capabilities", "wp_user_level", "_secret", "session_tokens"} {
+	for i, key := range []string{"wp_capabilities", "wp_user_level", "_secret", "session_tokens",
+		"wp_2_capabilities", "wp_2_user_level", "_application_passwords", "user_activation_key"} {
 		t.Run(key, func(t *testing.T) {
 			good := fmt.Sprintf("hlbridge_ok_%d", i)
 			_, err := c.SetMeta(ctx(t), u.ID, map[string]wordpress.MetaValue{key: "administrator", good: "x"})
@@ -397,6 +412,17 @@ func TestCreateAndUpdateWithMeta(t *testing.T) {
 	}
 	if _, err := c.UserByEmail(ctx(t), email); !errors.Is(err, wordpress.ErrNotFound) {
 		t.Fatalf("a refused create left a user: %v", err)
+	}
+	other := newUser(t, c)
+	for _, key := range []string{"wp_2_capabilities", "_application_passwords", "session_tokens"} {
+		_, err := c.UpdateUser(ctx(t), other.ID, wordpress.UserUpdate{FirstName: new("Mallory"),
+			Meta: map[string]wordpress.MetaValue{key: "x"}})
+		if !errors.Is(err, wordpress.ErrProtectedMeta) {
+			t.Errorf("update with meta %s: err = %v, want ErrProtectedMeta", key, err)
+		}
+	}
+	if after, err := c.UserByID(ctx(t), other.ID); err != nil || after.FirstName == "Mallory" {
+		t.Errorf("a refused update changed the user: %+v, %v", after, err)
 	}
 	u, err := c.CreateUser(ctx(t), wordpress.NewUser{Username: wordpress.SanitizeLogin(email), Email: email, Password: "pw-123456",
 		Meta: map[string]wordpress.MetaValue{"highlevel_contact_id": "ctMeta1", "highlevel_tags": []string{"a", "b"}}})

@@ -25,6 +25,9 @@
 #   WP_TEST_OWNER_PID    when this process exits, the site is stopped and DIR
 #                        removed (a watchdog, so a killed test run leaks nothing)
 #   WP_TEST_WAIT_SECONDS how long to wait for MariaDB and PHP to answer (90)
+#   WP_TEST_MULTISITE    1: make the site the main site of a multisite network
+#                        (subdirectory sites, "admin" its super admin; see
+#                        multisite.php), for tests of super admins
 #
 # Progress goes to stderr; the last line of stdout is DIR. Stop with stop.sh DIR.
 # Running start.sh again on a DIR whose site still answers just prints DIR.
@@ -302,12 +305,14 @@ cp "$here/wp-eval.php" "$dir/wp-eval.php"
 port=${WP_TEST_PORT:-}
 [[ -n $port ]] || port=$(free_port)
 
+salts=""
+for key in AUTH_KEY SECURE_AUTH_KEY LOGGED_IN_KEY NONCE_KEY AUTH_SALT SECURE_AUTH_SALT LOGGED_IN_SALT NONCE_SALT; do
+	salts+="define('$key', '$(random_token 64)');"$'\n'
+done
+multisite_config="" # the MULTISITE constants, once the network exists
+
 # write_config writes wp-config.php for $port.
 write_config() {
-	local salts="" key
-	for key in AUTH_KEY SECURE_AUTH_KEY LOGGED_IN_KEY NONCE_KEY AUTH_SALT SECURE_AUTH_SALT LOGGED_IN_SALT NONCE_SALT; do
-		salts+="define('$key', '$(random_token 64)');"$'\n'
-	done
 	cat >"$site/wp-config.php" <<-PHP
 		<?php
 		// Written by hlbridge's testdata/wordpress/start.sh for a throw-away test site.
@@ -337,6 +342,7 @@ write_config() {
 		}
 		// Read by mu-plugins/mail-catcher.php.
 		define('HLBRIDGE_TEST_MAIL_LOG', $(php_quote "$dir/mail.jsonl"));
+		$multisite_config
 
 		if (!defined('ABSPATH')) {
 		    define('ABSPATH', __DIR__ . '/');
@@ -358,11 +364,16 @@ app_password=$(php -d display_errors=stderr "${cli_cache[@]}" "$here/install.php
 [[ $app_password =~ ^[A-Za-z0-9]{16,}$ ]] || die "install.php printed no application password"
 log "WordPress installed ($(elapsed))"
 
+# A multisite site rewrites wp-config.php once it serves (see below): the server's
+# opcache must then look at the file again at once, not up to 2 s later.
+server_opts=()
+[[ ${WP_TEST_MULTISITE:-} == 1 ]] && server_opts+=(-d opcache.revalidate_freq=0)
+
 # Serve. php -S exits at once when the port is taken, so a port picked by the
 # kernel and grabbed by someone else in between just means trying another one.
 for attempt in 1 2 3 4 5; do
 	start_group env PHP_CLI_SERVER_WORKERS=4 php -d display_errors=stderr -d log_errors=On \
-		-d opcache.file_cache="$dir/opcache" -S "127.0.0.1:$port" -t "$site" >>"$dir/php.log" 2>&1
+		-d opcache.file_cache="$dir/opcache" "${server_opts[@]}" -S "127.0.0.1:$port" -t "$site" >>"$dir/php.log" 2>&1
 	php_pid=$last_pid
 	answered=0
 	deadline=$((SECONDS + wait_seconds))
@@ -384,6 +395,25 @@ for attempt in 1 2 3 4 5; do
 	write_config
 done
 log "serving http://127.0.0.1:$port ($(elapsed))"
+
+if [[ ${WP_TEST_MULTISITE:-} == 1 ]]; then
+	# Made once the port is final: the network's domain includes it. Nothing
+	# talks to the site yet (site.env is not written), and PHP's server reads
+	# wp-config.php afresh on every request.
+	php -d display_errors=stderr "${cli_cache[@]}" "$here/multisite.php" "$site" "http://127.0.0.1:$port" ||
+		die "making the site a multisite network failed"
+	multisite_config="define('WP_ALLOW_MULTISITE', true);
+define('MULTISITE', true);
+define('SUBDOMAIN_INSTALL', false);
+define('DOMAIN_CURRENT_SITE', '127.0.0.1:$port');
+define('PATH_CURRENT_SITE', '/');
+define('SITE_ID_CURRENT_SITE', 1);
+define('BLOG_ID_CURRENT_SITE', 1);"
+	write_config
+	index=$(http_get "http://127.0.0.1:$port/?rest_route=/") && [[ $index == *'"namespaces"'* ]] ||
+		die "the multisite network does not answer ?rest_route=/ (see $dir/php.log)"
+	log "multisite network ready ($(elapsed))"
+fi
 
 if [[ -n ${WP_TEST_OWNER_PID:-} ]]; then
 	# tail --pid returns when the owner exits; then the site is torn down.

@@ -2,7 +2,7 @@
 /**
  * Plugin Name:       hlbridge companion
  * Description:       REST routes the hlbridge service needs and WordPress lacks: reading and writing any (unprotected) user meta, finding users by a meta value, and sending WordPress's own new-user email.
- * Version:           1.1.0
+ * Version:           1.2.0
  * Requires at least: 5.6
  * Requires PHP:      7.4
  *
@@ -20,7 +20,7 @@
  * hlbridge means HTTP Basic auth with an application password):
  *
  *   GET  /hlbridge/v1/status                      capability list_users
- *        {"plugin":"hlbridge-companion","version":"1.1.0","wordpress":"6.1.9",
+ *        {"plugin":"hlbridge-companion","version":"1.2.0","wordpress":"6.1.9",
  *         "multisite":false,"meta_prefix":"wp_"}
  *   GET  /hlbridge/v1/users/{id}/meta?keys=a,b    capabilities edit_users and edit_user {id}
  *        (or keys[]=a&keys[]=b)
@@ -42,11 +42,16 @@
  *        {"id":12,"sent":true,"notify":"user"}  (sent is false when wp_mail()
  *        reported a failure through the wp_mail_failed action)
  *
- * And one field on WordPress's own users endpoint (since 1.1.0):
+ * And two fields on WordPress's own users endpoint:
  *   POST /wp/v2/users and POST /wp/v2/users/{id} accept "hlbridge_meta", an
  *        object like the meta route's, checked with the request's other
  *        parameters before the user is created or changed; so a new user and
- *        its meta are one request. Needs edit_users. Write-only.
+ *        its meta are one request. Needs edit_users. Write-only. (Since 1.1.0.)
+ *   GET /wp/v2/users[/{id}]?context=edit shows "hlbridge_super_admin": true
+ *        for a multisite super admin, false otherwise. Core REST shows only
+ *        the user's role on this site, so a super admin who is a subscriber
+ *        here would look harmless; hlbridge never changes such a user.
+ *        Read-only: a value sent is ignored. (Since 1.2.0.)
  *
  * Errors have WordPress's usual shape {"code":"...","message":"...","data":{"status":400}}:
  *   401 rest_not_logged_in, 403 rest_forbidden, 404 rest_user_invalid_id,
@@ -54,8 +59,13 @@
  *       hlbridge_invalid_meta, hlbridge_missing_param, hlbridge_invalid_notify.
  *
  * Protected meta keys are never read, written or searched (see is_protected_key()):
- * the ones WordPress keeps roles, capabilities, sessions and settings in. Add your
- * own with the filter 'hlbridge_companion_protected_meta_key'.
+ * the ones WordPress keeps roles, capabilities (every site's, on multisite), user
+ * levels, sessions, application passwords and settings in. Add your own with the
+ * filter 'hlbridge_companion_protected_meta_key'.
+ *
+ * Every route and field checks capabilities, never only a login: list_users to
+ * look, edit_users (and edit_user on the user) to touch meta, create_users to
+ * mail a new user. A subscriber's application password can use none of them.
  *
  * Why edit_users on top of edit_user: WordPress lets every user edit their own
  * profile (edit_user on themselves), so edit_user alone would let a subscriber
@@ -65,7 +75,7 @@
 defined('ABSPATH') || exit;
 
 if (!defined('HLBRIDGE_COMPANION_VERSION')) {
-	define('HLBRIDGE_COMPANION_VERSION', '1.1.0');
+	define('HLBRIDGE_COMPANION_VERSION', '1.2.0');
 }
 
 if (!class_exists('HLBridge_Companion')) {
@@ -80,13 +90,27 @@ if (!class_exists('HLBridge_Companion')) {
 		/** Allowed values of "notify", as wp_new_user_notification() knows them. */
 		const NOTIFY_VALUES = array('user', 'admin', 'both');
 
-		/** Keys that hold logins, passwords and sessions, compared case-insensitively. */
-		const PROTECTED_KEYS = array('session_tokens', 'default_password_nag', 'user_pass', 'user_login', 'user_email');
+		/**
+		 * Keys that hold logins, passwords, sessions and application passwords,
+		 * compared case-insensitively. (_application_passwords is also covered by
+		 * the rule for keys starting with "_"; it is named here so that the list
+		 * says it.)
+		 */
+		const PROTECTED_KEYS = array(
+			'session_tokens',         // logged-in sessions: writing one is a login
+			'_application_passwords', // WP_Application_Passwords::USERMETA_KEY_APPLICATION_PASSWORDS
+			'default_password_nag',
+			'user_pass',
+			'user_login',
+			'user_email',
+			'user_activation_key',    // password-reset keys live in this users column
+		);
 
 		/** Hooks the routes into the REST API. */
 		public static function init() {
 			add_action('rest_api_init', array(__CLASS__, 'register_routes'));
 			add_action('rest_api_init', array(__CLASS__, 'register_user_field'));
+			add_action('rest_api_init', array(__CLASS__, 'register_super_admin_field'));
 		}
 
 		/** Registers every route; the whole HTTP surface is in this one function. */
@@ -329,6 +353,30 @@ if (!class_exists('HLBridge_Companion')) {
 			));
 		}
 
+		/**
+		 * register_super_admin_field adds the read-only "hlbridge_super_admin"
+		 * to the users endpoint in the edit context (which needs list_users, or
+		 * being that user). is_super_admin() on a single site means "can
+		 * delete_users"; only a network's super admins are meant here.
+		 */
+		public static function register_super_admin_field() {
+			register_rest_field('user', 'hlbridge_super_admin', array(
+				'get_callback'    => array(__CLASS__, 'get_super_admin_field'),
+				'update_callback' => null,
+				'schema'          => array(
+					'description' => 'Whether the user is a super admin of the multisite network (hlbridge companion).',
+					'type'        => 'boolean',
+					'context'     => array('edit'),
+					'readonly'    => true,
+				),
+			));
+		}
+
+		/** get_super_admin_field is true for a multisite super admin. */
+		public static function get_super_admin_field($user) {
+			return is_multisite() && is_super_admin((int) $user['id']);
+		}
+
 		/** validate_user_field refuses the whole request when a key or value is refused. */
 		public static function validate_user_field($value) {
 			if (!current_user_can('edit_users')) {
@@ -466,11 +514,15 @@ if (!class_exists('HLBridge_Companion')) {
 		 *  - empty, longer than 255 bytes, or not printable ASCII without spaces at
 		 *    either end (MySQL compares keys ignoring case, accents and trailing
 		 *    spaces, so "WP_Capabilities " would reach the real wp_capabilities row);
-		 *  - starting with "_" or protected by is_protected_meta();
+		 *  - protected by is_protected_meta();
+		 *  - starting with "_": _application_passwords, _edit_lock, ...;
 		 *  - starting with the table prefix (wp_capabilities, wp_user_level,
-		 *    wp_user-settings, wp_2_... on multisite);
-		 *  - ending in "capabilities" or "user_level";
-		 *  - session_tokens, default_password_nag, user_pass, user_login, user_email.
+		 *    wp_user-settings, and on multisite every site's wp_2_capabilities,
+		 *    wp_2_user_level, ...: the base prefix covers them all);
+		 *  - ending in "capabilities" or "user_level", whatever the prefix;
+		 *  - the PROTECTED_KEYS: session_tokens, _application_passwords,
+		 *    default_password_nag, user_pass, user_login, user_email,
+		 *    user_activation_key.
 		 * All comparisons ignore case.
 		 */
 		private static function is_protected_key($key) {

@@ -65,7 +65,7 @@ func TestCompanionStatus(t *testing.T) {
 	r.decode(t, &got)
 	want := map[string]any{
 		"plugin":      "hlbridge-companion",
-		"version":     "1.1.0",
+		"version":     "1.2.0",
 		"wordpress":   site.Eval(t, `echo get_bloginfo('version');`),
 		"multisite":   false,
 		"meta_prefix": "wp_",
@@ -73,7 +73,7 @@ func TestCompanionStatus(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("status = %v, want %v", got, want)
 	}
-	if v := site.Eval(t, `echo HLBRIDGE_COMPANION_VERSION;`); v != "1.1.0" {
+	if v := site.Eval(t, `echo HLBRIDGE_COMPANION_VERSION;`); v != "1.2.0" {
 		t.Errorf("HLBRIDGE_COMPANION_VERSION = %q", v)
 	}
 }
@@ -194,6 +194,11 @@ func TestCompanionProtectedMetaKeys(t *testing.T) {
 			"other_capabilities", "legacy_user_level", "default_password_nag",
 			"user_pass", "user_login", "user_email", "_edit_lock", "",
 			strings.Repeat("k", 256), "wp_2_highlevel_tags", "clé", "tab\tkey",
+			// Every site's capabilities and user level on a multisite network.
+			"wp_2_capabilities", "wp_2_user_level", "wp_15_capabilities", "WP_2_Capabilities",
+			// Application passwords (WP_Application_Passwords::USERMETA_KEY_APPLICATION_PASSWORDS)
+			// and password-reset keys.
+			"_application_passwords", "_Application_Passwords", "user_activation_key",
 		} {
 			t.Run(fmt.Sprintf("%.40q", key), func(t *testing.T) {
 				t.Parallel()

@@ -73,6 +73,52 @@ echo wp_json_encode(array('id' => $id, 'password' => $created[0]));`, login, Uni
 	return created.ID, created.Password
 }
 
+// AddRole adds a role that holds exactly caps, for tests of what one capability
+// allows. Roles belong to the whole site: give each a unique name. Parallel
+// tests may call it: WordPress keeps all roles in one option, so the change is
+// made under a database lock, from a fresh read.
+func (s *Site) AddRole(t testing.TB, role string, caps ...string) {
+	t.Helper()
+	s.Eval(t, `global $wpdb;
+$role = array_shift($args);
+if ('1' !== $wpdb->get_var("SELECT GET_LOCK('hlbridge_test_roles', 60)")) { fwrite(STDERR, "no lock on the roles"); exit(1); }
+wp_cache_flush();
+wp_roles()->for_site();
+if (get_role($role)) { fwrite(STDERR, "a role named $role exists already"); exit(1); }
+if (!add_role($role, $role, array_fill_keys($args, true))) { fwrite(STDERR, "add_role($role) failed"); exit(1); }`,
+		append([]string{role}, caps...)...)
+}
+
+// CreateUser creates a user with this email (its login made from it) holding roles
+// (each must exist; none for a user without a role on the site), and returns its id.
+func (s *Site) CreateUser(t testing.TB, email string, roles ...string) int64 {
+	t.Helper()
+	out := s.Eval(t, `$email = array_shift($args);
+$login = sanitize_user(str_replace(array('+', '@'), '-', $email), true);
+$id = wp_insert_user(array('user_login' => $login, 'user_email' => $email, 'user_pass' => wp_generate_password(24), 'role' => ''));
+if (is_wp_error($id)) { fwrite(STDERR, $id->get_error_message()); exit(1); }
+$user = new WP_User($id);
+foreach ($args as $role) {
+	if (!get_role($role)) { fwrite(STDERR, "no role named $role"); exit(1); }
+	$user->add_role($role);
+}
+echo $id;`, append([]string{email}, roles...)...)
+	id, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+	if err != nil || id <= 0 {
+		t.Fatalf("wordpresstest: CreateUser(%q): unexpected output %q", email, out)
+	}
+	return id
+}
+
+// GrantSuperAdmin makes the user a super admin of the network. The site must be a
+// multisite network (StartMultisite).
+func (s *Site) GrantSuperAdmin(t testing.TB, userID int64) {
+	t.Helper()
+	s.Eval(t, `if (!is_multisite()) { fwrite(STDERR, "the site is not a multisite network"); exit(1); }
+if (!grant_super_admin((int) $args[0]) && !is_super_admin((int) $args[0])) { fwrite(STDERR, "grant_super_admin failed"); exit(1); }`,
+		strconv.FormatInt(userID, 10))
+}
+
 // SetPrettyPermalinks turns pretty permalinks (/%postname%/) on or off; with them off,
 // /wp-json/... answers WordPress's HTML home page and only ?rest_route=/... reaches the
 // REST API. The previous setting is restored when t ends. It changes the whole site: a

@@ -34,6 +34,7 @@ func TestPHPFilesLint(t *testing.T) {
 		"wordpress/companion/hlbridge-companion.php",
 		"testdata/wordpress/mail-catcher.php",
 		"testdata/wordpress/install.php",
+		"testdata/wordpress/multisite.php",
 		"testdata/wordpress/wp-eval.php",
 	} {
 		out, err := exec.Command("php", "-l", filepath.Join(r, f)).CombinedOutput()

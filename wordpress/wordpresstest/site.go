@@ -91,6 +91,18 @@ func StartPrivate() (*Site, func(), error) {
 	return start(root)
 }
 
+// StartMultisite starts a private site that is the main site of a multisite
+// network (subdirectory sites; its administrator "admin" is the network's super
+// admin), for tests of super admins, whom core REST shows only by their role on
+// the site. Stop it with the returned func. See GrantSuperAdmin.
+func StartMultisite() (*Site, func(), error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, nil, err
+	}
+	return start(root, "WP_TEST_MULTISITE=1")
+}
+
 // Main runs a test binary against a test WordPress: it starts (or reuses) the site, stores
 // it in *site, runs the tests, stops the site and exits with the tests' status. When the
 // site cannot start it prints why and exits 1: tests that need WordPress never skip.
@@ -110,13 +122,13 @@ func Main(m *testing.M, site **Site) {
 	os.Exit(code)
 }
 
-// start runs start.sh and loads the site it made.
-func start(root string) (*Site, func(), error) {
+// start runs start.sh, with env added to its environment, and loads the site it made.
+func start(root string, env ...string) (*Site, func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "testdata", "wordpress", "start.sh"))
-	cmd.Env = append(os.Environ(), "WP_TEST_OWNER_PID="+strconv.Itoa(os.Getpid()))
+	cmd.Env = append(append(os.Environ(), "WP_TEST_OWNER_PID="+strconv.Itoa(os.Getpid())), env...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return nil, nil, fmt.Errorf("testdata/wordpress/start.sh: %w\n%s", err, lastLines(stderr.String(), 40))
