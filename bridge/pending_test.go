@@ -107,7 +107,7 @@ func TestNotificationSurvivesFailure(t *testing.T) {
 // returning the password to the custom field wp_password: a fresh Syncer
 // stands for a new hlbridge process (after a crash), which remembers
 // nothing of the one before.
-func (b *bundle) syncerFor(t *testing.T, wrapHL func(bridge.Contacts) bridge.Contacts) *bridge.Syncer {
+func (b *bundle) syncerFor(t *testing.T, wrapHL func(bridge.Contacts) bridge.Contacts, mutate ...func(*bridge.Config)) *bridge.Syncer {
 	t.Helper()
 	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	hc := b.hl.Config()
@@ -120,8 +120,12 @@ func (b *bundle) syncerFor(t *testing.T, wrapHL func(bridge.Contacts) bridge.Con
 	if wrapHL != nil {
 		contacts = wrapHL(hl)
 	}
-	s, err := bridge.NewSyncer(bridge.Config{DefaultRole: "subscriber", TagsMetaKey: "highlevel_tags",
-		ContactIDMetaKey: "highlevel_contact_id", ReturnPasswordField: "wp_password"}, b.wp, contacts, logger)
+	cfg := bridge.Config{DefaultRole: "subscriber", TagsMetaKey: "highlevel_tags",
+		ContactIDMetaKey: "highlevel_contact_id", ReturnPasswordField: "wp_password"}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	s, err := bridge.NewSyncer(cfg, b.wp, contacts, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -500,11 +498,11 @@ func mailsTo(t *testing.T, email string) int {
 // exactly one user; the others get WordPress's duplicate-email answer.
 func TestCompanionOneUserPerEmail(t *testing.T) {
 	t.Parallel()
-	widenEmailCheckRace(t)
+	site.SlowEmailCheck(t)
 	c := adminClient(site)
 	const rounds, creates = 3, 5
 	for round := range rounds {
-		email := "slowcheck-" + UniqueEmail(t)
+		email := SlowEmailCheckMarker + UniqueEmail(t)
 		// Differing case: WordPress compares emails ignoring it, so must the lock.
 		statuses := make([]int, creates)
 		codes := make([]string, creates)
@@ -537,35 +535,6 @@ func TestCompanionOneUserPerEmail(t *testing.T) {
 		if created != 1 || n != "1" {
 			t.Errorf("round %d: %d answered 201 and %s users have the email, want 1 and 1", round, created, n)
 		}
-	}
-}
-
-// widenEmailCheckRace installs a must-use plugin that makes WordPress's
-// email check take 200 ms for addresses containing "slowcheck", so that
-// creates racing between the check and the insert are the rule, not luck
-// (without the companion's lock, TestCompanionOneUserPerEmail then makes
-// several users in every round). Other addresses are not affected.
-func widenEmailCheckRace(t *testing.T) {
-	t.Helper()
-	const plugin = `<?php
-// Installed by wordpresstest's TestCompanionOneUserPerEmail: a slow email check.
-add_filter('email_exists', function ($user_id, $email) {
-	if (false !== stripos((string) $email, 'slowcheck')) {
-		usleep(200000);
-	}
-	return $user_id;
-}, 10, 2);
-`
-	dst := filepath.Join(site.SiteDir, "wp-content", "mu-plugins", "wordpresstest-slow-email-check.php")
-	if have, err := os.ReadFile(dst); err == nil && string(have) == plugin {
-		return
-	}
-	tmp := dst + ".tmp" + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, []byte(plugin), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		t.Fatal(err)
 	}
 }
 
