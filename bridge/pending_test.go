@@ -37,8 +37,8 @@ func (f *flakyContacts) UpdateCustomFields(ctx context.Context, id string, field
 }
 
 // When the generated password cannot reach HighLevel right after the user
-// was created, the retry sets a fresh password and returns that one: what
-// HighLevel holds is what logs in.
+// was created, the queue's retry returns it: what HighLevel holds is what
+// logs in.
 func TestReturnPasswordSurvivesFailure(t *testing.T) {
 	t.Parallel()
 	flaky := &flakyContacts{}
