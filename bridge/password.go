@@ -73,6 +73,16 @@ const (
 // chose later is never touched. After a return that succeeded, what
 // HighLevel holds is what WordPress holds.
 func (s *Syncer) finishPasswordReturn(ctx context.Context, c *highlevel.Contact, userID int64, state string) error {
+	if s.contacts == nil || s.cfg.ReturnPasswordField == "" {
+		// Set while returning was on; it has been turned off since.
+		s.logger.WarnContext(ctx, "returning passwords is off: dropping a user's pending return",
+			slog.String("contact_id", c.ID), slog.Int64("user_id", userID))
+		if _, err := s.users.SetMeta(ctx, userID, map[string]wordpress.MetaValue{pendingPasswordKey: nil}); err != nil {
+			return fmt.Errorf("clear pending password flag of user %d: %w", userID, err)
+		}
+		s.passwords.drop(userID)
+		return errReturnOff
+	}
 	fieldID, err := s.contacts.CustomFieldID(ctx, s.cfg.ReturnPasswordField)
 	if errors.Is(err, highlevel.ErrUnknownCustomField) {
 		return s.abandonReturn(ctx, userID, fmt.Sprintf("HighLevel has no custom field %q to return the password of user %d to",
@@ -115,6 +125,10 @@ func (s *Syncer) finishPasswordReturn(ctx context.Context, c *highlevel.Contact,
 	s.passwords.drop(userID)
 	return nil
 }
+
+// errReturnOff says a pending return was dropped because returning
+// passwords is off; the sync itself went well.
+var errReturnOff = errors.New("returning passwords is off")
 
 // abandonReturn gives up returning user userID's password: it clears the
 // flag, so later syncs never touch the password, and refuses with reason.

@@ -403,3 +403,29 @@ func (b *bundle) adminGet(t *testing.T, path string) string {
 	}
 	return string(body)
 }
+
+// A return left pending when returning passwords is turned off is dropped
+// by the next sync, which succeeds and leaves the password alone.
+func TestPendingReturnDroppedWhenTurnedOff(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.passwordField()
+	c := b.contact(t)
+	req := bridge.Request{Action: bridge.ActionAdd, ContactID: c.ID}
+	b.hl.FailWrites(1, http.StatusServiceUnavailable, false)
+	res, err := b.syncerFor(t, nil).Apply(context.Background(), req)
+	if err == nil || !res.Created {
+		t.Fatalf("first sync: %+v, %v", res, err)
+	}
+	hash := passwordHash(t, res.UserID)
+	off := b.syncerFor(t, nil, func(c *bridge.Config) { c.ReturnPasswordField = "" })
+	if res, err := off.Apply(context.Background(), req); err != nil || res.PasswordReturned {
+		t.Fatalf("sync with returning off: %+v, %v", res, err)
+	}
+	if passwordHash(t, res.UserID) != hash {
+		t.Errorf("the password was reset")
+	}
+	if m := b.meta(t, res.UserID, "hlbridge_pending_password"); m["hlbridge_pending_password"] != nil {
+		t.Errorf("pending flag left behind: %v", m)
+	}
+}

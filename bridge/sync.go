@@ -268,10 +268,13 @@ func (s *Syncer) finishPending(ctx context.Context, c *highlevel.Contact, userID
 		res.Notified = sent
 	}
 	if state, _ := pending[pendingPasswordKey].(string); state != "" {
-		if err := s.finishPasswordReturn(ctx, c, userID, state); err != nil {
+		switch err := s.finishPasswordReturn(ctx, c, userID, state); {
+		case errors.Is(err, errReturnOff):
+		case err != nil:
 			return res, err
+		default:
+			res.PasswordReturned = true
 		}
-		res.PasswordReturned = true
 	}
 	return res, nil
 }
