@@ -64,7 +64,9 @@
  * Errors have WordPress's usual shape {"code":"...","message":"...","data":{"status":400}}:
  *   401 rest_not_logged_in, 403 rest_forbidden, 404 rest_user_invalid_id,
  *   400 hlbridge_no_keys, hlbridge_protected_meta_key, hlbridge_invalid_meta_value,
- *       hlbridge_invalid_meta, hlbridge_missing_param, hlbridge_invalid_notify.
+ *       hlbridge_invalid_meta, hlbridge_missing_param, hlbridge_invalid_notify;
+ *   on POST /wp/v2/users: 500 existing_user_email (as WordPress answers it),
+ *       503 hlbridge_email_busy.
  *
  * Protected meta keys are never read, written or searched (see is_protected_key()):
  * the ones WordPress keeps roles, capabilities, sessions and settings in. Add your
