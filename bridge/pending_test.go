@@ -109,6 +109,12 @@ func TestNotificationSurvivesFailure(t *testing.T) {
 // nothing of the one before.
 func (b *bundle) syncerFor(t *testing.T, wrapHL func(bridge.Contacts) bridge.Contacts, mutate ...func(*bridge.Config)) *bridge.Syncer {
 	t.Helper()
+	return b.syncerWith(t, b.wp, wrapHL, mutate...)
+}
+
+// syncerWith is syncerFor with users standing for WordPress.
+func (b *bundle) syncerWith(t *testing.T, users bridge.Users, wrapHL func(bridge.Contacts) bridge.Contacts, mutate ...func(*bridge.Config)) *bridge.Syncer {
+	t.Helper()
 	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	hc := b.hl.Config()
 	hc.Logger = logger
@@ -125,7 +131,7 @@ func (b *bundle) syncerFor(t *testing.T, wrapHL func(bridge.Contacts) bridge.Con
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	s, err := bridge.NewSyncer(cfg, b.wp, contacts, logger)
+	s, err := bridge.NewSyncer(cfg, users, contacts, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,5 +433,82 @@ func TestPendingReturnDroppedWhenTurnedOff(t *testing.T) {
 	}
 	if m := b.meta(t, res.UserID, "hlbridge_pending_password"); m["hlbridge_pending_password"] != nil {
 		t.Errorf("pending flag left behind: %v", m)
+	}
+}
+
+// lossyReset loses the first password reset hlbridge sends WordPress:
+// either before it arrives, or by losing WordPress's answer after it took.
+type lossyReset struct {
+	bridge.Users
+	arrives bool // the request reaches WordPress; only the answer is lost
+	lost    atomic.Bool
+	resets  atomic.Int64 // password updates sent to WordPress
+}
+
+func (l *lossyReset) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
+	if up.Password == nil {
+		return l.Users.UpdateUser(ctx, id, up)
+	}
+	lose := l.lost.CompareAndSwap(false, true)
+	if lose && !l.arrives {
+		return nil, &wordpress.Error{Op: "update user", Status: http.StatusBadGateway, Message: "Bad Gateway"}
+	}
+	l.resets.Add(1)
+	u, err := l.Users.UpdateUser(ctx, id, up)
+	if lose {
+		return nil, &wordpress.Error{Op: "update user", Err: context.DeadlineExceeded}
+	}
+	return u, err
+}
+
+// The recovery reset's own request fails. The retry in the same process
+// reads from the flag whether WordPress took it: if not, it sends the same
+// password again; if so, it only returns it. Either way the user's
+// password changes once and HighLevel gets the one that logs in.
+func TestReturnPasswordResetRequestFails(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		arrives    bool
+		wantResets int64
+	}{
+		{"before WordPress", false, 1},
+		{"answer lost", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			field := b.passwordField()
+			c := b.contact(t)
+			req := bridge.Request{Action: bridge.ActionAdd, ContactID: c.ID}
+			b.hl.FailWrites(1, http.StatusServiceUnavailable, false)
+			res, err := b.syncerFor(t, nil).Apply(context.Background(), req)
+			if err == nil || !res.Created {
+				t.Fatalf("first process: %+v, %v", res, err)
+			}
+			created := passwordHash(t, res.UserID)
+
+			lossy := &lossyReset{Users: b.wp, arrives: tc.arrives}
+			second := b.syncerWith(t, lossy, nil)
+			if _, err := second.Apply(context.Background(), req); err == nil || !bridge.Retryable(err) {
+				t.Fatalf("second process: %v, want a retryable error", err)
+			}
+			res, err = second.Apply(context.Background(), req)
+			if err != nil || !res.PasswordReturned {
+				t.Fatalf("second process, retry: %+v, %v", res, err)
+			}
+			if passwordHash(t, res.UserID) == created {
+				t.Errorf("the password was never reset")
+			}
+			if n := lossy.resets.Load(); n != tc.wantResets {
+				t.Errorf("%d password updates reached WordPress, want %d", n, tc.wantResets)
+			}
+			if n := mailCount(t, c.Email, "Password Changed"); n != 1 {
+				t.Errorf("%d Password Changed mails, want 1", n)
+			}
+			if pw := b.returnedPassword(c.ID, field); !site.LoginWorks(t, wordpress.SanitizeLogin(c.Email), pw) {
+				t.Errorf("the password HighLevel holds does not log in")
+			}
+		})
 	}
 }

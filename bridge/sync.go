@@ -230,7 +230,7 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 	}
 	s.logger.InfoContext(ctx, "created user", slog.String("contact_id", c.ID), slog.Int64("user_id", u.ID))
 	if meta[pendingPasswordKey] != nil {
-		s.passwords.put(u.ID, password)
+		s.passwords.put(u.ID, heldPassword{password: password})
 	}
 	res := Result{UserID: u.ID, Created: true, Changed: changed}
 	return s.finishPending(ctx, c, u.ID, meta, res)
