@@ -21,7 +21,7 @@ type Users interface {
 	UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error)
 	Meta(ctx context.Context, id int64, keys ...string) (map[string]wordpress.MetaValue, error)
 	SetMeta(ctx context.Context, id int64, values map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error)
-	SendNewUserNotification(ctx context.Context, id int64, who wordpress.Notify) error
+	SendPendingNotification(ctx context.Context, id int64, who wordpress.Notify, flag string) (bool, error)
 }
 
 // Contacts is what the bridge needs of HighLevel; *highlevel.Client has it.
@@ -54,7 +54,8 @@ type Config struct {
 }
 
 // Bookkeeping meta that makes the steps after a user's creation survive a
-// crash or a failure: set with the contact id, cleared when done.
+// crash or a failure: set with the contact id, cleared when done. The
+// password flag holds a state, never a password (see finishPasswordReturn).
 const (
 	pendingNotificationKey = "hlbridge_pending_notification"
 	pendingPasswordKey     = "hlbridge_pending_password"
@@ -69,6 +70,8 @@ type Syncer struct {
 	contacts Contacts // nil in payload mode
 	logger   *slog.Logger
 	locks    keyLock // one Apply at a time per contact
+	// passwords holds, in memory only, passwords set but not yet returned.
+	passwords passwordMemo
 }
 
 // NewSyncer checks cfg and returns a Syncer. contacts may be nil: then the

@@ -182,11 +182,15 @@ func (f *fakeUsers) SetMeta(_ context.Context, id int64, values map[string]wordp
 	return values, nil
 }
 
-func (f *fakeUsers) SendNewUserNotification(_ context.Context, id int64, who wordpress.Notify) error {
+func (f *fakeUsers) SendPendingNotification(_ context.Context, id int64, who wordpress.Notify, flag string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record(fmt.Sprintf("SendNewUserNotification %d", id), who)
-	return nil
+	f.record(fmt.Sprintf("SendPendingNotification %d %s", id, flag), who)
+	if f.meta[id][flag] == nil {
+		return false, nil
+	}
+	delete(f.meta[id], flag)
+	return true, nil
 }
 
 // fakeContacts serves contacts from memory for the mapping's unit tests.

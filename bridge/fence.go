@@ -52,11 +52,11 @@ func (u fencedUsers) SetMeta(ctx context.Context, id int64, values map[string]wo
 	return u.Users.SetMeta(ctx, id, values)
 }
 
-func (u fencedUsers) SendNewUserNotification(ctx context.Context, id int64, who wordpress.Notify) error {
+func (u fencedUsers) SendPendingNotification(ctx context.Context, id int64, who wordpress.Notify, flag string) (bool, error) {
 	if err := fenceErr(ctx); err != nil {
-		return err
+		return false, err
 	}
-	return u.Users.SendNewUserNotification(ctx, id, who)
+	return u.Users.SendPendingNotification(ctx, id, who, flag)
 }
 
 // fencedContacts checks the fence before writing to HighLevel.

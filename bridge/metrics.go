@@ -159,7 +159,7 @@ func (c countedUsers) SetMeta(ctx context.Context, id int64, values map[string]w
 	return c.Users.SetMeta(ctx, id, values)
 }
 
-func (c countedUsers) SendNewUserNotification(ctx context.Context, id int64, who wordpress.Notify) error {
+func (c countedUsers) SendPendingNotification(ctx context.Context, id int64, who wordpress.Notify, flag string) (bool, error) {
 	c.count("notify")
-	return c.Users.SendNewUserNotification(ctx, id, who)
+	return c.Users.SendPendingNotification(ctx, id, who, flag)
 }

@@ -212,7 +212,7 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 		meta[pendingNotificationKey] = "1"
 	}
 	if generated && s.cfg.ReturnPasswordField != "" {
-		meta[pendingPasswordKey] = "1"
+		meta[pendingPasswordKey] = passwordSetAtCreation
 	}
 	// One request creates the user with its meta: no user is ever left
 	// without its contact link.
@@ -245,8 +245,11 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 		nu.Username = login + "-" + strconv.Itoa(1000+rand.IntN(9000))
 	}
 	s.logger.InfoContext(ctx, "created user", slog.String("contact_id", c.ID), slog.Int64("user_id", u.ID))
+	if meta[pendingPasswordKey] != nil {
+		s.passwords.put(u.ID, heldPassword{password: password})
+	}
 	res := Result{UserID: u.ID, Created: true, Changed: changed}
-	return s.finishPending(ctx, c, u.ID, meta, res, password)
+	return s.finishPending(ctx, c, u.ID, meta, res)
 }
 
 // createError turns a create failure into the error the caller sees.
@@ -266,55 +269,30 @@ func (s *Syncer) createError(c *highlevel.Contact, err error) error {
 	return fmt.Errorf("create user for contact %s: %w", c.ID, err)
 }
 
-// finishPending sends the welcome notification and returns the password
-// when the user's pending meta asks for it, then clears those flags. A
-// crash in between leaves them set, and the next sync finishes the job.
-func (s *Syncer) finishPending(ctx context.Context, c *highlevel.Contact, userID int64, meta map[string]wordpress.MetaValue, res Result, password string) (Result, error) {
-	clear := map[string]wordpress.MetaValue{}
-	if meta[pendingNotificationKey] == "1" {
-		if err := s.users.SendNewUserNotification(ctx, userID, wordpress.NotifyUser); err != nil {
+// finishPending finishes what a user's creation left to do, as its pending
+// meta says: WordPress's welcome notification, then the password's return
+// to HighLevel. A crash or a failure leaves the flags set, and a later sync
+// of the contact finishes the job.
+func (s *Syncer) finishPending(ctx context.Context, c *highlevel.Contact, userID int64, pending map[string]wordpress.MetaValue, res Result) (Result, error) {
+	if pending[pendingNotificationKey] != nil {
+		// The companion deletes the flag and sends the mail in one request,
+		// flag first: the mail goes out at most once, however the sync ends.
+		sent, err := s.users.SendPendingNotification(ctx, userID, wordpress.NotifyUser, pendingNotificationKey)
+		if err != nil {
 			return res, fmt.Errorf("send new-user notification to user %d: %w", userID, err)
 		}
-		res.Notified = true
-		clear[pendingNotificationKey] = nil
+		res.Notified = sent
 	}
-	if meta[pendingPasswordKey] == "1" {
-		if password == "" {
-			// The password made at creation never reached HighLevel: make a
-			// new one, so that what HighLevel holds is what logs in.
-			password = generatePassword()
-			if _, err := s.users.UpdateUser(ctx, userID, wordpress.UserUpdate{Password: &password}); err != nil {
-				return res, fmt.Errorf("reset password of user %d: %w", userID, err)
-			}
-		}
-		if err := s.returnPassword(ctx, c, password); err != nil {
+	if state, _ := pending[pendingPasswordKey].(string); state != "" {
+		switch err := s.finishPasswordReturn(ctx, c, userID, state); {
+		case errors.Is(err, errReturnOff):
+		case err != nil:
 			return res, err
-		}
-		res.PasswordReturned = true
-		clear[pendingPasswordKey] = nil
-	}
-	if len(clear) > 0 {
-		if _, err := s.users.SetMeta(ctx, userID, clear); err != nil {
-			return res, fmt.Errorf("clear pending flags of user %d: %w", userID, err)
+		default:
+			res.PasswordReturned = true
 		}
 	}
 	return res, nil
-}
-
-// returnPassword writes a generated password to the contact's configured
-// custom field. The password appears in no log and no error.
-func (s *Syncer) returnPassword(ctx context.Context, c *highlevel.Contact, password string) error {
-	id, err := s.contacts.CustomFieldID(ctx, s.cfg.ReturnPasswordField)
-	if errors.Is(err, highlevel.ErrUnknownCustomField) {
-		return refuse("HighLevel has no custom field %q to return the password to", s.cfg.ReturnPasswordField)
-	}
-	if err != nil {
-		return fmt.Errorf("resolve return password field: %w", err)
-	}
-	if err := s.contacts.UpdateCustomFields(ctx, c.ID, []highlevel.FieldWrite{{ID: id, Value: password}}); err != nil {
-		return fmt.Errorf("return password to contact %s: %w", c.ID, err)
-	}
-	return nil
 }
 
 // update brings an existing user in line with the contact.
@@ -385,7 +363,7 @@ func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, 
 		res.Changed = sortedKeys(changes)
 	}
 	if current[pendingNotificationKey] != nil || current[pendingPasswordKey] != nil {
-		return s.finishPending(ctx, c, u.ID, current, res, "")
+		return s.finishPending(ctx, c, u.ID, current, res)
 	}
 	return res, nil
 }

@@ -178,6 +178,9 @@ type call struct {
 	pathParams map[string]string
 	query      map[string]string
 	body       any // JSON-encoded when non-nil
+	// secrets are values in body that must never reach an error (see
+	// errorFromResponse); the token is always scrubbed.
+	secrets []string
 }
 
 // do sends a request and decodes a 2xx JSON answer into out (when non-nil).
@@ -222,7 +225,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		// The token only travels in a header, but never trust an error
 		// body (or a proxy in front of HighLevel) not to echo it.
 		body := bytes.ReplaceAll(resp.Body(), []byte(c.token), []byte("[redacted]"))
-		return errorFromResponse(status, resp.Header(), body, c.now())
+		return errorFromResponse(status, resp.Header(), body, c.now(), cl.secrets)
 	}
 	if out == nil {
 		return nil

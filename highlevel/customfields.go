@@ -23,10 +23,14 @@ type CustomField struct {
 // FieldWrite is one custom field value to write to a contact. Set ID, or Key
 // ("my_field" or "contact.my_field"); ID wins when both are set. Value is
 // sent as is: a string, a number, or a []string for multi-option fields.
+// Secret marks a string Value that must never appear in an error (a
+// password): it is scrubbed from HighLevel's error messages, which can echo
+// what a request wrote.
 type FieldWrite struct {
-	ID    string
-	Key   string
-	Value any
+	ID     string
+	Key    string
+	Value  any
+	Secret bool
 }
 
 // missRefreshFloor bounds how often a lookup miss may refetch the
@@ -148,7 +152,11 @@ func (c *Client) UpdateCustomFields(ctx context.Context, contactID string, field
 		return nil
 	}
 	entries := make([]map[string]any, 0, len(fields))
+	var secrets []string
 	for i, f := range fields {
+		if v, ok := f.Value.(string); ok && f.Secret {
+			secrets = append(secrets, v)
+		}
 		id, key := strings.TrimSpace(f.ID), strings.TrimSpace(f.Key)
 		switch {
 		case id != "":
@@ -168,6 +176,7 @@ func (c *Client) UpdateCustomFields(ctx context.Context, contactID string, field
 		path:       "/contacts/{contactId}",
 		pathParams: map[string]string{"contactId": contactID},
 		body:       map[string]any{"customFields": entries},
+		secrets:    secrets,
 	}, &out)
 	if err != nil {
 		return fmt.Errorf("highlevel: update contact %s: %w", contactID, err)

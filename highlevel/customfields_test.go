@@ -302,3 +302,37 @@ func TestCatalogueWaitHonoursContext(t *testing.T) {
 		t.Errorf("CustomFieldID with a cancelled context: %v", err)
 	}
 }
+
+// HighLevel's error answers can quote what a request wrote. A value marked
+// Secret (a password returned to a custom field) never reaches the error,
+// whichever status echoes it, and the error still says what happened.
+func TestUpdateCustomFieldsKeepsSecretsOutOfErrors(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusInternalServerError} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			field := b.srv.AddCustomField(highlevel.CustomField{Name: "WP Password"})
+			b.srv.PutContact(highlevel.Contact{ID: "c1"})
+			// Characters JSON escapes (<, >, &, ") and a length that truncation would cut.
+			secret := `pw<&>"` + strings.Repeat("s3cr3t", 60)
+			b.srv.FailWrites(1, status, true)
+			err := b.client.UpdateCustomFields(context.Background(), "c1", []highlevel.FieldWrite{
+				{ID: field.ID, Value: secret, Secret: true},
+				{Key: "plain", Value: "visible-value"},
+			})
+			var api *highlevel.APIError
+			if !errors.As(err, &api) || api.Status != status {
+				t.Fatalf("err = %v, want an APIError with status %d", err, status)
+			}
+			for _, part := range []string{secret, "s3cr3ts3cr3t", `pw\u003c`, "pw<"} {
+				if strings.Contains(err.Error(), part) {
+					t.Errorf("the error holds (part of) the secret: %s", err)
+				}
+			}
+			if !strings.Contains(err.Error(), "[redacted]") || !strings.Contains(err.Error(), "visible-value") {
+				t.Errorf("the error lost what HighLevel said: %s", err)
+			}
+		})
+	}
+}

@@ -139,8 +139,11 @@ func RetryAfter(err error) (wait time.Duration, ok bool) {
 }
 
 // errorFromResponse turns a non-2xx answer into the matching typed error.
-func errorFromResponse(status int, header http.Header, body []byte, now time.Time) error {
-	msg := errorMessage(body)
+// Every value in secrets (what the request wrote, e.g. a password returned
+// to a custom field) is scrubbed from the message: HighLevel's validation
+// answers can echo what they refused.
+func errorFromResponse(status int, header http.Header, body []byte, now time.Time, secrets []string) error {
+	msg := errorMessage(body, secrets)
 	if status == http.StatusTooManyRequests {
 		return &RateLimitError{Wait: rateLimitWait(header, now), Message: msg}
 	}
@@ -180,22 +183,40 @@ const maxMessage = 300
 
 // errorMessage extracts HighLevel's "message" (a string or an array of
 // strings), falling back to "error" and then to a trimmed excerpt of a
-// non-JSON body.
-func errorMessage(body []byte) string {
+// non-JSON body, with every secret replaced by [redacted]. Scrubbing comes
+// before truncating, so no cut-off part of a secret survives either.
+func errorMessage(body []byte, secrets []string) string {
 	var e struct {
 		Message json.RawMessage `json:"message"`
 		Error   json.RawMessage `json:"error"`
 		Msg     json.RawMessage `json:"msg"`
 	}
 	if err := json.Unmarshal(body, &e); err != nil {
-		return truncate(strings.TrimSpace(string(body)))
+		return truncate(scrub(strings.TrimSpace(string(body)), secrets))
 	}
 	for _, raw := range []json.RawMessage{e.Message, e.Msg, e.Error} {
 		if s := messageText(raw); s != "" {
-			return truncate(s)
+			return truncate(scrub(s, secrets))
 		}
 	}
 	return ""
+}
+
+// scrub replaces each secret in s, as it is and as JSON would escape it
+// (a non-JSON body may quote a JSON request), with [redacted].
+func scrub(s string, secrets []string) string {
+	for _, secret := range secrets {
+		if secret == "" {
+			continue
+		}
+		s = strings.ReplaceAll(s, secret, "[redacted]")
+		if quoted, err := json.Marshal(secret); err == nil {
+			if esc := string(quoted[1 : len(quoted)-1]); esc != secret {
+				s = strings.ReplaceAll(s, esc, "[redacted]")
+			}
+		}
+	}
+	return s
 }
 
 func messageText(raw json.RawMessage) string {

@@ -33,8 +33,10 @@ func (c *Client) Companion(ctx context.Context) (*CompanionStatus, error) {
 }
 
 // MinCompanionVersion is the oldest companion plugin this client works
-// with: 1.2.0 reports multisite super admins (User.SuperAdmin), without
-// which a super admin who is a subscriber here would look harmless.
+// with. 1.2.0 reports multisite super admins (User.SuperAdmin), without
+// which a super admin who is a subscriber here would look harmless; makes
+// creating a user atomic per email; and sends a pending new-user
+// notification at most once (SendPendingNotification).
 const MinCompanionVersion = "1.2.0"
 
 // versionLess compares dotted version numbers: "1.9.0" < "1.10.0".
@@ -88,7 +90,7 @@ func (c *Client) Verify(ctx context.Context) (*CompanionStatus, error) {
 		return nil, err
 	}
 	if versionLess(st.Version, MinCompanionVersion) {
-		return nil, fmt.Errorf("wordpress: the site's hlbridge companion plugin is version %s; replace it with wordpress/companion/hlbridge-companion.php (version %s or later): %w",
+		return nil, fmt.Errorf("wordpress: the site's hlbridge companion plugin is version %s, and hlbridge needs %s or later: update the plugin by copying wordpress/companion/hlbridge-companion.php over wp-content/mu-plugins/hlbridge-companion.php: %w",
 			st.Version, MinCompanionVersion, ErrCompanionMissing)
 	}
 	return st, nil
@@ -210,6 +212,34 @@ func (c *Client) SendNewUserNotification(ctx context.Context, id int64, who Noti
 		method: http.MethodPost, route: fmt.Sprintf("/hlbridge/v1/users/%d/notify", id),
 		body: map[string]string{"notify": string(who)}})
 	return err
+}
+
+// SendPendingNotification sends WordPress's new-user notification to user
+// id only while the user has the meta flag (e.g. a "pending notification"
+// mark set when the user was created), and has the companion delete the
+// flag before it sends, in the same request. However often it is called,
+// concurrently or after a failure, the mail goes out at most once; a call
+// that breaks off midway may leave it unsent. sent is false when the flag
+// was not set, or when wp_mail reported a failure (the flag is gone then
+// too).
+func (c *Client) SendPendingNotification(ctx context.Context, id int64, who Notify, flag string) (sent bool, err error) {
+	if who == "" {
+		who = NotifyUser
+	}
+	if flag == "" {
+		return false, &Error{Op: "send pending notification", Err: errors.New("no flag")}
+	}
+	var out struct {
+		Sent    bool `json:"sent"`
+		Pending bool `json:"pending"`
+	}
+	_, err = c.do(ctx, call{op: "send new-user notification to user " + strconv.FormatInt(id, 10),
+		method: http.MethodPost, route: fmt.Sprintf("/hlbridge/v1/users/%d/notify", id),
+		body: map[string]string{"notify": string(who), "pending_key": flag}, out: &out})
+	if err != nil {
+		return false, err
+	}
+	return out.Pending && out.Sent, nil
 }
 
 func metaRoute(id int64) string { return fmt.Sprintf("/hlbridge/v1/users/%d/meta", id) }

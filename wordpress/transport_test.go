@@ -118,3 +118,30 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+// A site whose companion plugin is older than MinCompanionVersion is
+// refused at start-up with a message that says to update the plugin.
+func TestVerifyRefusesOldCompanion(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		route := r.URL.Query().Get("rest_route")
+		if route == "" {
+			route = strings.TrimPrefix(r.URL.Path, "/wp-json")
+		}
+		switch route {
+		case "/wp/v2/users/me":
+			w.Write([]byte(`{"id":1,"username":"admin","roles":["administrator"],"capabilities":{"list_users":true,"create_users":true,"edit_users":true,"promote_users":true}}`))
+		case "/hlbridge/v1/status":
+			w.Write([]byte(`{"plugin":"hlbridge-companion","version":"1.1.0","wordpress":"6.1.9"}`))
+		default:
+			w.Write([]byte(`{"namespaces":["wp/v2","hlbridge/v1"],"routes":{}}`))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	_, err := clientFor(t, srv.URL, 5*time.Second).Verify(t.Context())
+	if !errors.Is(err, wordpress.ErrCompanionMissing) || !strings.Contains(err.Error(), "version 1.1.0") ||
+		!strings.Contains(err.Error(), "needs "+wordpress.MinCompanionVersion) || !strings.Contains(err.Error(), "update the plugin") {
+		t.Errorf("Verify = %v, want a refusal that says to update the plugin", err)
+	}
+}

@@ -361,6 +361,40 @@ func TestNewUserNotification(t *testing.T) {
 	}
 }
 
+// SendPendingNotification sends only while the flag is set, once.
+func TestSendPendingNotification(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	u := newUser(t, c)
+	const flag = "hlbridge_pending_notification"
+	if sent, err := c.SendPendingNotification(ctx(t), u.ID, wordpress.NotifyUser, flag); err != nil || sent {
+		t.Fatalf("without the flag: sent %v, %v; want false, nil", sent, err)
+	}
+	if _, err := c.SetMeta(ctx(t), u.ID, map[string]wordpress.MetaValue{flag: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false} {
+		if sent, err := c.SendPendingNotification(ctx(t), u.ID, wordpress.NotifyUser, flag); err != nil || sent != want {
+			t.Fatalf("call %d: sent %v, %v; want %v", i, sent, err, want)
+		}
+	}
+	site.WaitMail(t, u.Email, 10*time.Second)
+	n := 0
+	for _, m := range site.Mails(t) {
+		for _, to := range m.To {
+			if strings.EqualFold(to, u.Email) {
+				n++
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d mails to the user, want 1", n)
+	}
+	if m, err := c.Meta(ctx(t), u.ID, flag); err != nil || m[flag] != nil {
+		t.Errorf("flag after sending: %v, %v", m, err)
+	}
+}
+
 // A plus-addressed email is a valid email but not a valid login: WordPress
 // refuses it, and SanitizeLogin makes one it accepts.
 func TestLoginFromPlusAddress(t *testing.T) {

@@ -200,9 +200,9 @@ func (c *countingUsers) SetMeta(ctx context.Context, id int64, v map[string]word
 	return c.Users.SetMeta(ctx, id, v)
 }
 
-func (c *countingUsers) SendNewUserNotification(ctx context.Context, id int64, who wordpress.Notify) error {
+func (c *countingUsers) SendPendingNotification(ctx context.Context, id int64, who wordpress.Notify, flag string) (bool, error) {
 	c.notifications.Add(1)
-	return c.Users.SendNewUserNotification(ctx, id, who)
+	return c.Users.SendPendingNotification(ctx, id, who, flag)
 }
 
 // drainResult is what one storm showed.

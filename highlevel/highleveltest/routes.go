@@ -3,6 +3,7 @@ package highleveltest
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -183,6 +184,9 @@ var writableFields = map[string]bool{
 // HighLevel silently drops what it does not understand; a test sees that in
 // Contact(). A cleared value ("", null, []) removes the field.
 func (s *Server) handlePutContact(w http.ResponseWriter, r *http.Request) {
+	if s.failWrite(w, r) {
+		return
+	}
 	id := r.PathValue("contactId")
 	body, ok := decodeBody(w, r)
 	if !ok {
@@ -253,6 +257,33 @@ func (s *Server) handlePutContact(w http.ResponseWriter, r *http.Request) {
 	out := toWire(*c)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"succeded": true, "contact": out})
+}
+
+// failWrite answers a write that FailWrites asked to fail, and reports
+// whether it did.
+func (s *Server) failWrite(w http.ResponseWriter, r *http.Request) bool {
+	s.mu.Lock()
+	if s.writeFailLeft <= 0 {
+		s.mu.Unlock()
+		return false
+	}
+	s.writeFailLeft--
+	status, echo, retryAfter := s.writeFailCode, s.writeFailEcho, s.retryAfter
+	s.mu.Unlock()
+	msg := http.StatusText(status)
+	if echo {
+		raw, _ := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		msg = "request could not be processed, received " + string(raw)
+	}
+	if status == http.StatusTooManyRequests && retryAfter > 0 {
+		w.Header().Set(headerRetryAfter, strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
+	}
+	if status == http.StatusUnprocessableEntity {
+		writeValidation(w, []string{msg})
+	} else {
+		writeError(w, status, msg)
+	}
+	return true
 }
 
 // standardWritable maps PUT properties to the contact fields they set.

@@ -73,6 +73,9 @@ type Server struct {
 	failStatus     int
 	unknownStatus  int
 	unknownMessage any
+	writeFailLeft  int
+	writeFailCode  int
+	writeFailEcho  bool
 }
 
 // New starts a fake on a local port and stops it when the test ends. The
@@ -234,6 +237,19 @@ func (s *Server) FailNext(n int, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failLeft, s.failStatus = n, status
+}
+
+// FailWrites makes the next n PUT /contacts/{id} requests that pass the
+// gateway's checks (headers, token, burst limit) answer status instead of
+// being applied; other requests are served as usual. A 429 carries the
+// rate-limit headers (and Retry-After when SetRetryAfter set one). With
+// echo, the error's message quotes the request body the way validation
+// errors can ("... received {"customFields":[...]}"), for tests that no
+// written value leaks into an error. Failed writes are not in Writes.
+func (s *Server) FailWrites(n int, status int, echo bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writeFailLeft, s.writeFailCode, s.writeFailEcho = n, status, echo
 }
 
 // SetUnknownContact sets how an unknown contact id is answered. The default

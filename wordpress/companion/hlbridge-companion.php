@@ -41,6 +41,11 @@
  *        wp_new_user_notification() so the site's own mail customisations apply
  *        {"id":12,"sent":true,"notify":"user"}  (sent is false when wp_mail()
  *        reported a failure through the wp_mail_failed action)
+ *        With "pending_key":"K" (since 1.2.0) the mail goes out only while
+ *        the user has meta K, and K is deleted first, in the same request:
+ *        however often the route is called, and wherever a call breaks off,
+ *        the mail is sent at most once. The answer then also says whether K
+ *        was set: {"id":12,"sent":false,"notify":"user","pending":false}
  *
  * And two fields on WordPress's own users endpoint:
  *   POST /wp/v2/users and POST /wp/v2/users/{id} accept "hlbridge_meta", an
@@ -53,10 +58,20 @@
  *        here would look harmless; hlbridge never changes such a user.
  *        Read-only: a value sent is ignored. (Since 1.2.0.)
  *
+ * One user per email (since 1.2.0): POST /wp/v2/users runs under a MySQL
+ * named lock on the lower-cased email, and the email is checked again under
+ * it. WordPress's own check (email_exists() in wp_insert_user()) is not
+ * atomic and wp_users.user_email has no unique index, so two requests for
+ * one new email at the same moment could otherwise both create a user. The
+ * second now gets WordPress's usual 500 existing_user_email; 503
+ * hlbridge_email_busy when the lock is not free within 10 seconds.
+ *
  * Errors have WordPress's usual shape {"code":"...","message":"...","data":{"status":400}}:
  *   401 rest_not_logged_in, 403 rest_forbidden, 404 rest_user_invalid_id,
  *   400 hlbridge_no_keys, hlbridge_protected_meta_key, hlbridge_invalid_meta_value,
- *       hlbridge_invalid_meta, hlbridge_missing_param, hlbridge_invalid_notify.
+ *       hlbridge_invalid_meta, hlbridge_missing_param, hlbridge_invalid_notify;
+ *   on POST /wp/v2/users: 500 existing_user_email (as WordPress answers it),
+ *       503 hlbridge_email_busy.
  *
  * Protected meta keys are never read, written or searched (see is_protected_key()):
  * the ones WordPress keeps roles, capabilities (every site's, on multisite), user
@@ -111,6 +126,13 @@ if (!class_exists('HLBridge_Companion')) {
 			add_action('rest_api_init', array(__CLASS__, 'register_routes'));
 			add_action('rest_api_init', array(__CLASS__, 'register_user_field'));
 			add_action('rest_api_init', array(__CLASS__, 'register_super_admin_field'));
+			// rest_dispatch_request runs after the permission check, right
+			// before the callback: a caller who may not create users learns
+			// nothing about which emails exist. Late, so that a plugin that
+			// answers the request itself is seen first.
+			add_filter('rest_dispatch_request', array(__CLASS__, 'lock_email_before_create'), 1000, 4);
+			add_filter('rest_request_after_callbacks', array(__CLASS__, 'unlock_email_after_create'), 10, 3);
+			add_action('shutdown', array(__CLASS__, 'release_email_locks'));
 		}
 
 		/** Registers every route; the whole HTTP surface is in this one function. */
@@ -168,6 +190,7 @@ if (!class_exists('HLBridge_Companion')) {
 						'description' => 'Who gets the new-user mail: user, admin or both.',
 						'default'     => 'user',
 					),
+					'pending_key' => array('description' => 'Send only while the user has this meta key, deleting it first.'),
 				),
 			));
 		}
@@ -396,6 +419,90 @@ if (!class_exists('HLBridge_Companion')) {
 			return true;
 		}
 
+		// -----------------------------------------------------------------
+		// One user per email.
+		// -----------------------------------------------------------------
+
+		/** Seconds a create waits for another create of the same email. */
+		const EMAIL_LOCK_TIMEOUT = 10;
+
+		/** @var string[] Named locks this request holds, innermost last. */
+		private static $email_locks = array();
+
+		/** Whether $handler is WordPress's own user creation (POST /wp/v2/users). */
+		private static function is_user_create($handler) {
+			$cb = isset($handler['callback']) ? $handler['callback'] : null;
+			return is_array($cb) && isset($cb[0], $cb[1]) && $cb[0] instanceof WP_REST_Users_Controller && 'create_item' === $cb[1];
+		}
+
+		/**
+		 * lock_email_before_create takes a MySQL named lock on the email of a
+		 * user about to be created and checks the email again under it. It
+		 * runs once the caller's permission was checked, just before the
+		 * create callback; the lock is held until unlock_email_after_create,
+		 * which WordPress calls after the callback on every path (also when
+		 * this returns an error): the user row and its meta are committed
+		 * (autocommit) before the next create of that email may look. MySQL
+		 * also drops the lock when the connection closes, should PHP die.
+		 */
+		public static function lock_email_before_create($response, $request, $route, $handler) {
+			if (null !== $response || !self::is_user_create($handler)) {
+				return $response;
+			}
+			$email = $request['email'];
+			if (!is_string($email) || '' === trim($email)) {
+				return $response; // WordPress refuses it on its own.
+			}
+			global $wpdb;
+			$name = 'hlbridge_email_' . md5(strtolower(trim($email)));
+			$got  = $wpdb->get_var($wpdb->prepare('SELECT GET_LOCK(%s, %d)', $name, self::EMAIL_LOCK_TIMEOUT));
+			if ('1' !== (string) $got) {
+				return new WP_Error('hlbridge_email_busy', 'Another request is creating a user with this email; try again.', array('status' => 503));
+			}
+			self::$email_locks[] = $name;
+			if (email_exists($email)) {
+				return new WP_Error('existing_user_email', __('Sorry, that email address is already used!'), array('status' => 500));
+			}
+			return $response;
+		}
+
+		/** unlock_email_after_create releases the lock lock_email_before_create took. */
+		public static function unlock_email_after_create($response, $handler, $request) {
+			if (self::is_user_create($handler) && array() !== self::$email_locks) {
+				self::release_lock(array_pop(self::$email_locks));
+			}
+			return $response;
+		}
+
+		/** release_email_locks releases what a request still holds when PHP ends. */
+		public static function release_email_locks() {
+			while (array() !== self::$email_locks) {
+				self::release_lock(array_pop(self::$email_locks));
+			}
+		}
+
+		private static function release_lock($name) {
+			global $wpdb;
+			$wpdb->query($wpdb->prepare('SELECT RELEASE_LOCK(%s)', $name));
+		}
+
+		/**
+		 * claim_flag deletes the user's meta $key and reports whether this
+		 * call deleted it. One DELETE statement is atomic: of two requests
+		 * claiming the same flag at once, only one sees a deleted row.
+		 */
+		private static function claim_flag($user_id, $key) {
+			global $wpdb;
+			// CAST AS BINARY: MySQL would otherwise match keys ignoring case.
+			$deleted = $wpdb->query($wpdb->prepare(
+				"DELETE FROM {$wpdb->usermeta} WHERE user_id = %d AND meta_key = CAST(%s AS BINARY)",
+				$user_id,
+				$key
+			));
+			wp_cache_delete($user_id, 'user_meta');
+			return is_int($deleted) && $deleted > 0;
+		}
+
 		/** GET /users?meta_key=K&meta_value=V: ids of the users whose K is exactly V. */
 		public static function find_users(WP_REST_Request $request) {
 			$key   = $request->get_param('meta_key');
@@ -441,6 +548,23 @@ if (!class_exists('HLBridge_Companion')) {
 			if (!is_string($notify) || !in_array($notify, self::NOTIFY_VALUES, true)) {
 				return new WP_Error('hlbridge_invalid_notify', 'notify must be one of: ' . implode(', ', self::NOTIFY_VALUES) . '.', array('status' => 400));
 			}
+			$pending_key = $request->get_param('pending_key');
+			$pending     = null;
+			if (null !== $pending_key && '' !== $pending_key) {
+				if (!is_string($pending_key)) {
+					return new WP_Error('hlbridge_protected_meta_key', 'pending_key must be a string.', array('status' => 400));
+				}
+				$check = self::check_key($pending_key);
+				if (is_wp_error($check)) {
+					return $check;
+				}
+				// The flag goes before the mail: a request that dies in
+				// between leaves the mail unsent, never sent twice.
+				$pending = self::claim_flag($user->ID, $pending_key);
+				if (!$pending) {
+					return new WP_REST_Response(array('id' => $user->ID, 'sent' => false, 'notify' => $notify, 'pending' => false), 200);
+				}
+			}
 
 			// wp_new_user_notification() does not say whether its mails went out;
 			// wp_mail() announces failures with this action.
@@ -452,11 +576,15 @@ if (!class_exists('HLBridge_Companion')) {
 			wp_new_user_notification($user->ID, null, $notify);
 			remove_action('wp_mail_failed', $on_fail);
 
-			return new WP_REST_Response(array(
+			$body = array(
 				'id'     => $user->ID,
 				'sent'   => !$failed,
 				'notify' => $notify,
-			), 200);
+			);
+			if (null !== $pending) {
+				$body['pending'] = true;
+			}
+			return new WP_REST_Response($body, 200);
 		}
 
 		// -----------------------------------------------------------------

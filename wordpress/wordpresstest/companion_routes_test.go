@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -437,4 +438,136 @@ func TestCompanionUnknownUser(t *testing.T) {
 	c.do(t, http.MethodGet, metaRoute(missing), url.Values{"keys": {"highlevel_tags"}}, nil).want(t, http.StatusNotFound, "rest_user_invalid_id")
 	c.do(t, http.MethodPost, metaRoute(missing), nil, map[string]any{"meta": map[string]any{"highlevel_tags": []string{"a"}}}).want(t, http.StatusNotFound, "rest_user_invalid_id")
 	c.do(t, http.MethodPost, notifyRoute(missing), nil, map[string]string{"notify": "user"}).want(t, http.StatusNotFound, "rest_user_invalid_id")
+}
+
+// With pending_key the notify route sends only while the flag is set and
+// deletes it first: of several calls at once, one sends, and the user gets
+// one mail.
+func TestCompanionNotifyPendingOnce(t *testing.T) {
+	t.Parallel()
+	c := adminClient(site)
+	id, email := newUser(t, site)
+	c.do(t, http.MethodPost, metaRoute(id), nil, map[string]any{"meta": map[string]string{"hlbridge_pending_notification": "1"}}).
+		want(t, http.StatusOK, "")
+
+	const calls = 6
+	bodies := make([]string, calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			r := c.do(t, http.MethodPost, notifyRoute(id), nil, map[string]string{"pending_key": "hlbridge_pending_notification"})
+			if r.status == http.StatusOK {
+				bodies[i] = strings.TrimSpace(string(r.body))
+			}
+		})
+	}
+	wg.Wait()
+	sent := 0
+	for _, body := range bodies {
+		switch body {
+		case fmt.Sprintf(`{"id":%d,"sent":true,"notify":"user","pending":true}`, id):
+			sent++
+		case fmt.Sprintf(`{"id":%d,"sent":false,"notify":"user","pending":false}`, id):
+		default:
+			t.Errorf("notify answered %q", body)
+		}
+	}
+	if sent != 1 {
+		t.Errorf("%d calls sent the mail, want 1", sent)
+	}
+	site.WaitMail(t, email, 10*time.Second)
+	if n := mailsTo(t, email); n != 1 {
+		t.Errorf("%d mails to %s, want 1", n, email)
+	}
+	if raw := site.UserMetaRaw(t, id, "hlbridge_pending_notification"); raw != "" {
+		t.Errorf("the flag is still set: %q", raw)
+	}
+	// A protected key is refused as everywhere else.
+	c.do(t, http.MethodPost, notifyRoute(id), nil, map[string]string{"pending_key": "wp_capabilities"}).
+		want(t, http.StatusBadRequest, "hlbridge_protected_meta_key")
+}
+
+func mailsTo(t *testing.T, email string) int {
+	n := 0
+	for _, m := range site.Mails(t) {
+		if m.sentTo(email) {
+			n++
+		}
+	}
+	return n
+}
+
+// WordPress checks a new user's email without a lock and wp_users has no
+// unique index on it: the companion makes creating a user atomic per email.
+// Several creates of one new email at once, each with its own login, make
+// exactly one user; the others get WordPress's duplicate-email answer.
+func TestCompanionOneUserPerEmail(t *testing.T) {
+	t.Parallel()
+	site.SlowEmailCheck(t)
+	c := adminClient(site)
+	const rounds, creates = 3, 5
+	for round := range rounds {
+		email := SlowEmailCheckMarker + UniqueEmail(t)
+		// Differing case: WordPress compares emails ignoring it, so must the lock.
+		statuses := make([]int, creates)
+		codes := make([]string, creates)
+		var wg sync.WaitGroup
+		for i := range creates {
+			wg.Go(func() {
+				addr := email
+				if i%2 == 1 {
+					addr = strings.ToUpper(email[:1]) + email[1:]
+				}
+				r := c.do(t, http.MethodPost, "/wp/v2/users", nil, map[string]any{
+					"username": fmt.Sprintf("oneemail-%d-%d-%s", round, i, email[strings.IndexByte(email, '+')+1:strings.IndexByte(email, '@')]),
+					"email":    addr,
+					"password": "Aa1!" + strings.Repeat("x", 20),
+				})
+				statuses[i], codes[i] = r.status, r.code()
+			})
+		}
+		wg.Wait()
+		created := 0
+		for i := range creates {
+			switch {
+			case statuses[i] == http.StatusCreated:
+				created++
+			case codes[i] != "existing_user_email":
+				t.Errorf("round %d create %d: %d %q, want 201 or existing_user_email", round, i, statuses[i], codes[i])
+			}
+		}
+		n := strings.TrimSpace(site.Eval(t, `global $wpdb; echo (int) $wpdb->get_var($wpdb->prepare("SELECT COUNT(*) FROM {$wpdb->users} WHERE user_email = %s", $args[0]));`, email))
+		if created != 1 || n != "1" {
+			t.Errorf("round %d: %d answered 201 and %s users have the email, want 1 and 1", round, created, n)
+		}
+	}
+}
+
+// The email lock is released on every path: after a create that succeeded,
+// one refused by WordPress and one refused for a missing capability, the
+// next create of the email does not wait for it.
+func TestCompanionEmailLockReleased(t *testing.T) {
+	t.Parallel()
+	c := adminClient(site)
+	email := UniqueEmail(t)
+	user := func(login string) map[string]any {
+		return map[string]any{"username": login + "-" + strings.TrimSuffix(strings.ReplaceAll(email, "+", "-"), "@example.test"),
+			"email": email, "password": "Aa1!" + strings.Repeat("x", 20)}
+	}
+	c.do(t, http.MethodPost, "/wp/v2/users", nil, user("first")).want(t, http.StatusCreated, "")
+	c.do(t, http.MethodPost, "/wp/v2/users", nil, user("second")).want(t, http.StatusInternalServerError, "existing_user_email")
+	login := "lockcheck-" + strings.TrimSuffix(strings.ReplaceAll(UniqueEmail(t), "+", "-"), "@example.test")
+	_, pw := site.CreateUserWithAppPassword(t, login, "subscriber")
+	sub := client{base: site.URL, user: login, password: pw}
+	sub.do(t, http.MethodPost, "/wp/v2/users", nil, user("third")).want(t, http.StatusForbidden, "")
+	got := strings.TrimSpace(site.Eval(t, `global $wpdb;
+echo $wpdb->get_var($wpdb->prepare('SELECT IS_FREE_LOCK(%s)', 'hlbridge_email_' . md5(strtolower($args[0]))));`, email))
+	if got != "1" {
+		t.Errorf("IS_FREE_LOCK = %q, want 1: a request kept the lock", got)
+	}
+	start := time.Now()
+	c.do(t, http.MethodPost, "/wp/v2/users", nil, user("fourth")).want(t, http.StatusInternalServerError, "existing_user_email")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a create waited %v for the lock", d)
+	}
 }

@@ -144,6 +144,41 @@ $wp_rewrite->flush_rules(false);
 echo $previous;`, structure)
 }
 
+// SlowEmailCheckMarker, in an email address, makes WordPress's email check
+// slow once SlowEmailCheck was called.
+const SlowEmailCheckMarker = "slowcheck-"
+
+// SlowEmailCheck installs a must-use plugin that makes WordPress's
+// email_exists() take 200 ms for addresses containing SlowEmailCheckMarker,
+// so that two creates of one email racing between the check and the insert
+// are the rule rather than luck: without the companion's email lock such a
+// race makes two users. Other addresses, and so other tests, are not
+// affected. The plugin stays installed.
+func (s *Site) SlowEmailCheck(t testing.TB) {
+	t.Helper()
+	const plugin = `<?php
+// Installed by wordpresstest's SlowEmailCheck: a slow email check, to widen races.
+add_filter('email_exists', function ($user_id, $email) {
+	if (false !== stripos((string) $email, '` + SlowEmailCheckMarker + `')) {
+		usleep(200000);
+	}
+	return $user_id;
+}, 10, 2);
+`
+	dst := filepath.Join(s.SiteDir, "wp-content", "mu-plugins", "wordpresstest-slow-email-check.php")
+	if have, err := os.ReadFile(dst); err == nil && string(have) == plugin {
+		return
+	}
+	// Rename so that a request never sees half a plugin.
+	tmp := dst + ".tmp" + strconv.Itoa(os.Getpid())
+	if err := os.WriteFile(tmp, []byte(plugin), 0o644); err != nil {
+		t.Fatalf("wordpresstest: SlowEmailCheck: %v", err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		t.Fatalf("wordpresstest: SlowEmailCheck: %v", err)
+	}
+}
+
 func isDir(name string) bool {
 	fi, err := os.Stat(name)
 	return err == nil && fi.IsDir()
