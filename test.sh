@@ -345,6 +345,7 @@ fi
 # testdata/fuzz/ and fails the run.
 # ---------------------------------------------------------------------------
 
+setup_took=$(since "$t_start")
 fuzz_rc=0
 if [[ $fuzz_all -eq 1 ]]; then
 	fuzztime=${HLBRIDGE_FUZZTIME:-5s}
@@ -361,7 +362,7 @@ if [[ $fuzz_all -eq 1 ]]; then
 	fi
 fi
 
-log "setup took $(since "$t_start"); go test -count=1 -timeout 15m ${go_test_args[*]}"
+log "setup took $setup_took; go test -count=1 -timeout 15m ${go_test_args[*]}"
 test_rc=0
 run_go test -count=1 -timeout 15m "${go_test_args[@]}" || test_rc=$?
 if [[ $test_rc -eq 0 && $fuzz_rc -ne 0 ]]; then
