@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh runs hlbridge's tests: the one command for a fresh machine and for CI.
 #
-#   ./test.sh                          go vet ./... and go test ./... (everything)
+#   ./test.sh                          go vet ./..., a short -fuzz run of every fuzz
+#                                      target, and go test ./... (everything)
 #   ./test.sh -run TestVerify ./wordpress/
 #                                      only the tests named, in the packages named
 #   ./test.sh -v -race                 every package, with these go test flags
@@ -31,7 +32,7 @@
 # it (say, a WordPress that an interrupted test started) is ended and it is removed.
 # A run killed with SIGKILL leaves it behind; the next run cleans it up.
 #
-# The exit code is go test's; when the tests pass but go vet failed, go vet's.
+# The exit code is go test's; when the tests pass but fuzzing or go vet failed, theirs.
 # (A vet failure does not stop the tests: a package one engineer is midway through
 # should not hide the results of the others.)
 set -euo pipefail
@@ -64,6 +65,14 @@ for arg in "$@"; do
 	esac
 done
 go_test_args=("$@")
+# A run of the whole suite (no package named, no -run, -bench or -fuzz) also fuzzes
+# each fuzz target briefly; a targeted run does not.
+fuzz_all=1
+for arg in "$@"; do
+	case $arg in
+	./* | ../* | . | .. | -run | -run=* | -test.run* | -bench* | -test.bench* | -fuzz* | -test.fuzz*) fuzz_all=0 ;;
+	esac
+done
 if [[ ${#pkgs[@]} -eq 0 ]]; then
 	pkgs=(./...)
 	go_test_args+=(./...)
@@ -329,11 +338,39 @@ fi
 # The tests. go test's own output comes last: its closing lines are the summary.
 # ---------------------------------------------------------------------------
 
-log "setup took $(since "$t_start"); go test -count=1 -timeout 15m ${go_test_args[*]}"
+# ---------------------------------------------------------------------------
+# Fuzzing: on a whole-suite run, each fuzz target runs for HLBRIDGE_FUZZTIME (5s)
+# beyond its seed corpus (which plain go test runs anyway). First, because go
+# test's own output should come last. A crasher is written to the package's
+# testdata/fuzz/ and fails the run.
+# ---------------------------------------------------------------------------
+
+setup_took=$(since "$t_start")
+fuzz_rc=0
+if [[ $fuzz_all -eq 1 ]]; then
+	fuzztime=${HLBRIDGE_FUZZTIME:-5s}
+	t=$(date +%s)
+	while IFS=: read -r file name; do
+		dir=./$(dirname "${file#./}")
+		log "fuzzing $name in $dir for $fuzztime"
+		run_go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s "$dir" || fuzz_rc=$?
+	done < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed 's/func //' | sort)
+	if [[ $fuzz_rc -ne 0 ]]; then
+		log "fuzzing FAILED (exit $fuzz_rc) in $(since "$t"); running the tests anyway"
+	else
+		log "fuzzing passed ($(since "$t"))"
+	fi
+fi
+
+log "setup took $setup_took; go test -count=1 -timeout 15m ${go_test_args[*]}"
 test_rc=0
 run_go test -count=1 -timeout 15m "${go_test_args[@]}" || test_rc=$?
-if [[ $test_rc -eq 0 && $vet_rc -ne 0 ]]; then
+if [[ $test_rc -eq 0 && $fuzz_rc -ne 0 ]]; then
 	# Said on stderr, so that go test's closing line stays the last on stdout.
+	echo "test.sh: the tests passed but fuzzing failed (see above)" >&2
+	exit "$fuzz_rc"
+fi
+if [[ $test_rc -eq 0 && $vet_rc -ne 0 ]]; then
 	echo "test.sh: the tests passed but go vet failed (see above)" >&2
 	exit "$vet_rc"
 fi

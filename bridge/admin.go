@@ -11,9 +11,13 @@ import (
 
 // requireAdmin lets through requests with the admin token as a Bearer token.
 func (s *Server) requireAdmin(c *gin.Context) {
+	if len(c.Request.Header.Values("Authorization")) > 1 {
+		s.keyFailed(c, surfaceAdmin, http.StatusBadRequest, "the Authorization header is given more than once; give it once")
+		return
+	}
 	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	if !ok || !secretMatches(strings.TrimSpace(token), s.adminHash) {
-		fail(c, http.StatusUnauthorized, "Authorization: Bearer <BRIDGE_ADMIN_TOKEN> is missing or wrong")
+		s.keyFailed(c, surfaceAdmin, http.StatusUnauthorized, "Authorization: Bearer <BRIDGE_ADMIN_TOKEN> is missing or wrong")
 		return
 	}
 	c.Next()

@@ -2,11 +2,13 @@ package bridge
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,24 +29,72 @@ func (s *Server) handleHealth(c *gin.Context) {
 // handleWPFusion serves WP Fusion's URL: the action in wpf_action and the
 // key in access_key.
 func (s *Server) handleWPFusion(c *gin.Context) {
-	if !s.keyMatches(c.Query("access_key")) {
-		fail(c, http.StatusUnauthorized, "access_key is missing or wrong")
+	q, ok := strictQuery(c)
+	if !ok {
 		return
 	}
-	s.intake(c, c.Query("wpf_action"), "wpf_action")
+	key, err := single(q, "access_key")
+	switch {
+	case err != nil:
+		s.keyFailed(c, surfaceWorkflow, http.StatusBadRequest, err.Error())
+		return
+	case !s.keyMatches(key):
+		s.keyFailed(c, surfaceWorkflow, http.StatusUnauthorized, "access_key is missing or wrong")
+		return
+	}
+	action, err := single(q, "wpf_action")
+	if err != nil {
+		fail(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.intake(c, q, action, "wpf_action")
 }
 
 // handleHook serves /hooks/highlevel/{action} with the key in X-Access-Key.
 func (s *Server) handleHook(c *gin.Context) {
-	if !s.keyMatches(c.GetHeader("X-Access-Key")) {
-		fail(c, http.StatusUnauthorized, "X-Access-Key header is missing or wrong")
+	q, ok := strictQuery(c)
+	if !ok {
 		return
 	}
-	s.intake(c, c.Param("action"), "the action")
+	switch keys := c.Request.Header.Values("X-Access-Key"); {
+	case len(keys) > 1:
+		s.keyFailed(c, surfaceHook, http.StatusBadRequest, "the X-Access-Key header is given more than once; give it once")
+		return
+	case !s.keyMatches(c.GetHeader("X-Access-Key")):
+		s.keyFailed(c, surfaceHook, http.StatusUnauthorized, "X-Access-Key header is missing or wrong")
+		return
+	}
+	s.intake(c, q, c.Param("action"), "the action")
+}
+
+// strictQuery parses the query string, refusing one that does not parse
+// (a bad %-escape, a ";" separator): url.Values would silently drop the
+// broken pairs, and a request that means something else than it says is
+// refused rather than guessed at.
+func strictQuery(c *gin.Context) (url.Values, bool) {
+	q, err := url.ParseQuery(c.Request.URL.RawQuery)
+	if err != nil {
+		fail(c, http.StatusBadRequest, "the query string is malformed (a bad %-escape or a ';' separator)")
+		return nil, false
+	}
+	return q, true
+}
+
+// single returns the one value of the query parameter name, "" when it is
+// absent. A parameter given twice (contact_id=a&contact_id=b) is an error:
+// which one HighLevel meant cannot be known, so the request is refused.
+func single(q url.Values, name string) (string, error) {
+	switch vs := q[name]; len(vs) {
+	case 0:
+		return "", nil
+	case 1:
+		return vs[0], nil
+	}
+	return "", errors.New(name + " is given more than once; give it once")
 }
 
 // intake turns one authenticated webhook into a Request and dispatches it.
-func (s *Server) intake(c *gin.Context, actionName, actionParam string) {
+func (s *Server) intake(c *gin.Context, q url.Values, actionName, actionParam string) {
 	action, ok := ParseAction(actionName)
 	if !ok {
 		if actionName == "" {
@@ -53,6 +103,15 @@ func (s *Server) intake(c *gin.Context, actionName, actionParam string) {
 			fail(c, http.StatusBadRequest, actionParam+" must be add, update, update_tags or test")
 		}
 		return
+	}
+	params := map[string]string{}
+	for _, name := range []string{"contact_id", "role", "send_notification", "sync"} {
+		v, err := single(q, name)
+		if err != nil {
+			fail(c, http.StatusBadRequest, err.Error())
+			return
+		}
+		params[name] = v
 	}
 	if action == ActionTest {
 		c.JSON(http.StatusOK, gin.H{"status": "ok", "action": action, "message": "hlbridge received the test webhook"})
@@ -69,13 +128,22 @@ func (s *Server) intake(c *gin.Context, actionName, actionParam string) {
 		return
 	}
 	wh := &highlevel.WorkflowWebhook{}
-	if jsonBody(c.Request, body) {
+	isJSON, err := jsonBody(c.Request, body)
+	if err != nil {
+		fail(c, http.StatusUnsupportedMediaType, err.Error())
+		return
+	}
+	if isJSON {
 		if wh, err = highlevel.ParseWorkflowWebhook(body); err != nil {
 			fail(c, http.StatusBadRequest, "the body is not a HighLevel webhook: "+err.Error())
 			return
 		}
+		if !stringContactID(body) {
+			fail(c, http.StatusBadRequest, "the body's contact_id must be a string (HighLevel's {{contact.id}})")
+			return
+		}
 	}
-	req := Request{Action: action, ContactID: c.Query("contact_id"), Role: c.Query("role")}
+	req := Request{Action: action, ContactID: params["contact_id"], Role: params["role"]}
 	if !action.TakesRole() {
 		req.Role = "" // update_tags never changes roles: its role= is ignored (README)
 	}
@@ -90,12 +158,12 @@ func (s *Server) intake(c *gin.Context, actionName, actionParam string) {
 		fail(c, http.StatusBadRequest, "contact_id is not a HighLevel contact id")
 		return
 	}
-	if req.SendNotification, err = parseFlag(c.Query("send_notification")); err != nil {
+	if req.SendNotification, err = parseFlag(params["send_notification"]); err != nil {
 		fail(c, http.StatusBadRequest, "send_notification must be true or false")
 		return
 	}
-	wait, err := parseFlag(c.Query("sync"))
-	if _, given := c.GetQuery("sync"); !given {
+	wait, err := parseFlag(params["sync"])
+	if _, given := q["sync"]; !given {
 		wait = s.cfg.SyncByDefault
 	}
 	if err != nil {
@@ -158,16 +226,36 @@ func fail(c *gin.Context, status int, msg string) {
 }
 
 // jsonBody reports whether the body should be read as HighLevel's JSON.
-func jsonBody(r *http.Request, body []byte) bool {
+// An empty body is fine (everything may be in the query); a non-empty one
+// must be JSON: HighLevel's Webhook action sends application/json, and a
+// body of another type (a form, XML) would be silently ignored while the
+// sender thinks it said something, so it is refused (415).
+func jsonBody(r *http.Request, body []byte) (bool, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return false
+		return false, nil
 	}
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		return bytes.HasPrefix(bytes.TrimSpace(body), []byte("{"))
+		return true, nil
 	}
 	mt, _, err := mime.ParseMediaType(ct)
-	return err != nil || mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "text/plain"
+	if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "text/plain") {
+		return true, nil
+	}
+	return false, errors.New("the body must be HighLevel's JSON webhook (Content-Type: application/json), or empty with everything in the URL")
+}
+
+// stringContactID reports whether the body's contact_id, if any, is a
+// JSON string. The parser reads other types leniently, and an object or
+// array there ({"$ne": null}) reads as "no id", which would quietly fall
+// back to the URL's: a body that says something odd is refused instead.
+func stringContactID(body []byte) bool {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil || top["contact_id"] == nil {
+		return true // ParseWorkflowWebhook has judged the body already
+	}
+	var id string
+	return json.Unmarshal(top["contact_id"], &id) == nil
 }
 
 // parseFlag reads a WP Fusion flag: "true", "1", "yes" or "on" is true;

@@ -24,6 +24,7 @@ type Metrics struct {
 	syncs          *prometheus.CounterVec
 	syncSeconds    prometheus.Histogram
 	wordpressCalls *prometheus.CounterVec
+	authFailures   *prometheus.CounterVec
 }
 
 // NewMetrics returns a fresh registry with hlbridge's metrics and the Go
@@ -48,8 +49,12 @@ func NewMetrics() *Metrics {
 			Name: "hlbridge_wordpress_calls_total",
 			Help: "Calls the bridge made to WordPress, by call; create_user, update_user, set_meta and notify write.",
 		}, []string{"call"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hlbridge_auth_failures_total",
+			Help: "Requests with a missing or wrong secret, by surface (workflow: access_key, hook: X-Access-Key, admin: bearer token) and HTTP status answered (401, or 429 once the address failed too often).",
+		}, []string{"surface", "status"}),
 	}
-	m.reg.MustRegister(m.webhooks, m.syncs, m.syncSeconds, m.wordpressCalls,
+	m.reg.MustRegister(m.webhooks, m.syncs, m.syncSeconds, m.wordpressCalls, m.authFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -77,6 +82,15 @@ func (m *Metrics) countWebhooks(c *gin.Context) {
 		action = "invalid"
 	}
 	m.webhooks.WithLabelValues(string(action), strconv.Itoa(c.Writer.Status())).Inc()
+}
+
+// authFailure counts one request refused for its secret. The client's
+// address is deliberately not a label: it would make the series unbounded.
+func (m *Metrics) authFailure(surface string, status int) {
+	if m == nil {
+		return
+	}
+	m.authFailures.WithLabelValues(surface, strconv.Itoa(status)).Inc()
 }
 
 // sync records one sync's outcome and duration.

@@ -10,6 +10,9 @@ import (
 func (s *Server) routes() {
 	e := s.engine
 	e.HandleMethodNotAllowed = true
+	// A webhook sender may not follow redirects (and a redirected POST may
+	// lose its body): a path with a stray slash is answered 404, not 301.
+	e.RedirectTrailingSlash = false
 	e.Use(s.recoverPanics(), s.logRequests())
 	e.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint") })
 	e.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed") })

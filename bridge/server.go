@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -28,6 +29,17 @@ type ServerConfig struct {
 	// LocationID, when set, is the only HighLevel location whose app
 	// events are acted on.
 	LocationID string
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For and X-Real-IP headers name the client. Empty (the
+	// default) trusts none: the client is the connection's peer, so a
+	// forged header cannot dodge the failure limit.
+	TrustedProxies []string
+	// AuthFailuresPerMinute and AuthFailureBurst limit wrong or missing
+	// secrets per client address (IPv6: per /64): past the burst, failures
+	// beyond this rate are answered 429 with Retry-After. Requests with the
+	// right secret are never limited. Zero means 5 and 5.
+	AuthFailuresPerMinute int
+	AuthFailureBurst      int
 }
 
 // ServerDeps are the parts the HTTP intake works with.
@@ -65,6 +77,7 @@ type Server struct {
 	events      EventStore
 	metrics     *Metrics
 	appVerifier *highlevel.Verifier
+	authLimit   *failureLimiter
 	logger      *slog.Logger
 	engine      *gin.Engine
 }
@@ -89,7 +102,12 @@ func NewServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, keyHash: sha256.Sum256([]byte(cfg.AccessKey)), syncer: deps.Syncer,
 		dispatch: deps.Dispatcher, events: deps.Events, metrics: deps.Metrics, appVerifier: deps.AppVerifier,
-		logger: logger, engine: gin.New()}
+		logger: logger, engine: gin.New(),
+		authLimit: newFailureLimiter(cfg.AuthFailuresPerMinute, cfg.AuthFailureBurst, DefaultAuthFailureClients)}
+	// gin trusts X-Forwarded-For from anyone unless told otherwise.
+	if err := s.engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("bridge: trusted proxies: %w", err)
+	}
 	if s.appVerifier == nil {
 		s.appVerifier = highlevel.DefaultVerifier()
 	}

@@ -45,6 +45,8 @@ type config struct {
 	LogLevel            string   `env:"BRIDGE_LOG_LEVEL, default=info"`
 
 	AdminToken           string        `env:"BRIDGE_ADMIN_TOKEN"`
+	TrustedProxies       []string      `env:"BRIDGE_TRUSTED_PROXIES"`
+	AllowInsecureHTTP    bool          `env:"BRIDGE_ALLOW_INSECURE_HTTP, default=false"`
 	WordPressConcurrency int           `env:"BRIDGE_WORDPRESS_CONCURRENCY, default=4"`
 	HighLevelBudget      int           `env:"HIGHLEVEL_REQUESTS_PER_10S, default=90"`
 	SyncByDefault        bool          `env:"BRIDGE_SYNC_DEFAULT, default=false"`
@@ -90,6 +92,21 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 			bad("WORDPRESS_URL", "must be the site's http(s) address, e.g. https://example.com")
 		} else if u.User != nil {
 			bad("WORDPRESS_URL", "must not contain credentials; use WORDPRESS_USERNAME and WORDPRESS_APP_PASSWORD")
+		}
+	}
+	if cfg.WordPressURL != "" && !cfg.AllowInsecureHTTP && cleartextRemote(cfg.WordPressURL) {
+		bad("WORDPRESS_URL", "is plain http:// to a host that is not this machine: the application password would travel in clear text; use https://, or set BRIDGE_ALLOW_INSECURE_HTTP=true if the network in between is trusted")
+	}
+	if !cfg.AllowInsecureHTTP && cleartextRemote(cfg.HighLevelAPIURL) {
+		bad("HIGHLEVEL_API_URL", "is plain http:// to a host that is not this machine: the HighLevel token would travel in clear text; use https://, or set BRIDGE_ALLOW_INSECURE_HTTP=true if the network in between is trusted")
+	}
+	for i, p := range cfg.TrustedProxies {
+		p = strings.TrimSpace(p)
+		cfg.TrustedProxies[i] = p
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			bad("BRIDGE_TRUSTED_PROXIES", "%q is not an IP address or CIDR (e.g. 10.0.0.0/8)", p)
+		} else if ones, _ := prefixLen(p); ones == 0 {
+			bad("BRIDGE_TRUSTED_PROXIES", "%q trusts every address: any client could then choose the address it is counted under", p)
 		}
 	}
 	if cfg.AccessKey != "" && len(cfg.AccessKey) < 16 {
@@ -160,6 +177,38 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 		bad("BRIDGE_LOG_LEVEL", "must be debug, info, warn or error")
 	}
 	return &cfg, errors.Join(errs...)
+}
+
+// cleartextRemote reports whether raw is an http:// URL whose host is not
+// a loopback address (127.0.0.0/8, ::1, localhost): a secret sent there
+// crosses a network unencrypted. Other names count as remote, even ones
+// that resolve to this machine or to a private network: what matters is
+// who can see the traffic, which the bridge cannot know. Unparsable URLs
+// are left to the other checks.
+func cleartextRemote(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") {
+		return false
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
+}
+
+// prefixLen returns the prefix length of a CIDR, or the full length of a
+// bare address.
+func prefixLen(p string) (ones int, ok bool) {
+	if _, n, err := net.ParseCIDR(p); err == nil {
+		ones, _ = n.Mask.Size()
+		return ones, true
+	}
+	if ip := net.ParseIP(p); ip != nil {
+		return 8 * len(ip), true
+	}
+	return -1, false
 }
 
 // highLevelConfig is the HighLevel client's configuration.

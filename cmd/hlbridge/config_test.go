@@ -66,6 +66,9 @@ func TestConfigValidation(t *testing.T) {
 		{"unknown log level", map[string]string{"BRIDGE_LOG_LEVEL": "loud"}, []string{"BRIDGE_LOG_LEVEL"}},
 		{"tags and contact id in one meta key", map[string]string{"BRIDGE_TAGS_META_KEY": "highlevel_contact_id"}, []string{"BRIDGE_TAGS_META_KEY"}},
 		{"blank database", map[string]string{"BRIDGE_DATABASE": " "}, []string{"BRIDGE_DATABASE"}},
+		{"WordPress over http to another host", map[string]string{"WORDPRESS_URL": "http://example.com"}, []string{"WORDPRESS_URL"}},
+		{"HighLevel over http to another host", map[string]string{"HIGHLEVEL_API_URL": "http://services.leadconnectorhq.com"}, []string{"HIGHLEVEL_API_URL"}},
+		{"trusted proxy not an address", map[string]string{"BRIDGE_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}, []string{"BRIDGE_TRUSTED_PROXIES"}},
 		{"two problems at once", map[string]string{"BRIDGE_ADDR": "x", "BRIDGE_FIELD_MAP": "nope"}, []string{"BRIDGE_ADDR", "BRIDGE_FIELD_MAP"}},
 	}
 	all := []string{}
@@ -180,6 +183,69 @@ func TestStartupFailures(t *testing.T) {
 				}
 			}
 			t.Logf("exit 1 after %s: %s", time.Since(start).Round(time.Millisecond), last)
+		})
+	}
+}
+
+// Secrets never cross a network in clear text unless the operator says the
+// network is trusted: a plain http:// WordPress or HighLevel address is
+// refused unless it is this machine, or BRIDGE_ALLOW_INSECURE_HTTP=true.
+func TestTransportRule(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		env  map[string]string
+		// refused names the variable blamed and what the message must say;
+		// empty: the configuration is accepted.
+		refused string
+		risk    string
+	}{
+		{"https WordPress", map[string]string{"WORDPRESS_URL": "https://example.com"}, "", ""},
+		{"http WordPress elsewhere", map[string]string{"WORDPRESS_URL": "http://example.com"}, "WORDPRESS_URL", "application password would travel in clear text"},
+		{"http WordPress on a private network", map[string]string{"WORDPRESS_URL": "http://10.0.0.5:8080"}, "WORDPRESS_URL", "application password"},
+		{"HTTP in capitals", map[string]string{"WORDPRESS_URL": "HTTP://example.com"}, "WORDPRESS_URL", "application password"},
+		{"a name that starts like loopback", map[string]string{"WORDPRESS_URL": "http://127.0.0.1.example.com"}, "WORDPRESS_URL", "application password"},
+		{"http WordPress allowed by the operator", map[string]string{"WORDPRESS_URL": "http://example.com", "BRIDGE_ALLOW_INSECURE_HTTP": "true"}, "", ""},
+		{"loopback 127.0.0.1", map[string]string{"WORDPRESS_URL": "http://127.0.0.1:8080"}, "", ""},
+		{"loopback 127.8.9.10", map[string]string{"WORDPRESS_URL": "http://127.8.9.10"}, "", ""},
+		{"loopback ::1", map[string]string{"WORDPRESS_URL": "http://[::1]:8080"}, "", ""},
+		{"localhost", map[string]string{"WORDPRESS_URL": "http://localhost:8080/blog"}, "", ""},
+		{"localhost in capitals", map[string]string{"WORDPRESS_URL": "http://LocalHost"}, "", ""},
+		{"http HighLevel elsewhere", map[string]string{"HIGHLEVEL_API_URL": "http://services.leadconnectorhq.com"}, "HIGHLEVEL_API_URL", "HighLevel token would travel in clear text"},
+		{"http HighLevel allowed by the operator", map[string]string{"HIGHLEVEL_API_URL": "http://hl.example", "BRIDGE_ALLOW_INSECURE_HTTP": "true"}, "", ""},
+		{"http HighLevel on loopback", map[string]string{"HIGHLEVEL_API_URL": "http://127.0.0.1:9999"}, "", ""},
+		{"the override is not a flag", map[string]string{"BRIDGE_ALLOW_INSECURE_HTTP": "perhaps"}, "BRIDGE_ALLOW_INSECURE_HTTP", ""},
+		{"trusted proxies", map[string]string{"BRIDGE_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1,::1"}, "", ""},
+		{"trusting every address", map[string]string{"BRIDGE_TRUSTED_PROXIES": "0.0.0.0/0"}, "BRIDGE_TRUSTED_PROXIES", "trusts every address"},
+		{"trusted proxy by name", map[string]string{"BRIDGE_TRUSTED_PROXIES": "proxy.internal"}, "BRIDGE_TRUSTED_PROXIES", "not an IP address or CIDR"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := validEnv()
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			_, err := loadConfig(context.Background(), func(k string) string { return env[k] })
+			if tc.refused == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.refused+": ") {
+				t.Errorf("the error does not blame %s:\n%s", tc.refused, msg)
+			}
+			if !strings.Contains(msg, tc.risk) {
+				t.Errorf("the error does not say %q:\n%s", tc.risk, msg)
+			}
+			if strings.Contains(tc.risk, "clear text") && !strings.Contains(msg, "BRIDGE_ALLOW_INSECURE_HTTP=true") {
+				t.Errorf("the error does not name the override:\n%s", msg)
+			}
 		})
 	}
 }

@@ -136,7 +136,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	}
 	srv, err := bridge.NewServer(
 		bridge.ServerConfig{AccessKey: cfg.AccessKey, SyncByDefault: cfg.SyncByDefault, AdminToken: cfg.AdminToken,
-			LocationID: cfg.HighLevelLocationID},
+			LocationID: cfg.HighLevelLocationID, TrustedProxies: cfg.TrustedProxies},
 		bridge.ServerDeps{Syncer: syncer, Dispatcher: queue, Events: queue, Metrics: metrics, AppVerifier: cfg.appVerifier, Logger: logger})
 	if err != nil {
 		return err
