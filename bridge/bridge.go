@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
@@ -148,6 +149,31 @@ var protectedCapabilities = []string{
 	"edit_plugins",       // edits PHP that runs on the server
 	"edit_theme_options", // changes menus, widgets and the customizer, which can hold scripts
 	"unfiltered_html",    // publishes script that runs in administrators' browsers
+}
+
+// CheckRoles checks the roles the bridge may give against the site's roles
+// (wordpress.Client.Roles): each must exist, and none may grant a protected
+// capability, since a webhook that could hand one out would be a path to
+// running the site. It is for start-up, so that a mistake stops the bridge
+// before the first webhook rather than failing each sync.
+func (s *Syncer) CheckRoles(siteRoles map[string]wordpress.Role) error {
+	var errs []error
+	for _, r := range s.cfg.AllowedRoles {
+		role, ok := siteRoles[r]
+		if !ok {
+			names := slices.Sorted(maps.Keys(siteRoles))
+			errs = append(errs, fmt.Errorf("role %q does not exist on the site (it has: %s)", r, strings.Join(names, ", ")))
+			continue
+		}
+		for _, cp := range protectedCapabilities {
+			if slices.Contains(role.Capabilities, cp) {
+				errs = append(errs, fmt.Errorf("role %q grants %s, so a webhook giving it would hand over the site; allow only roles without %s",
+					r, cp, strings.Join(protectedCapabilities, ", ")))
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // privilegedUser says why u may run the site, or "" when it may not. The

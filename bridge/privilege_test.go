@@ -353,3 +353,46 @@ func TestUpdateTagsRoleNotCarriedIntoMergedAdd(t *testing.T) {
 		})
 	}
 }
+
+// The bridge refuses to start with a role to give that does not exist or
+// that grants a protected capability (checked against the real site's
+// roles: a stock editor holds unfiltered_html).
+func TestCheckRolesAgainstTheSite(t *testing.T) {
+	t.Parallel()
+	roles, err := newSiteClient(t).Roles(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		allowed []string
+		want    string // "" for no error
+	}{
+		{[]string{"customer"}, ""},
+		{[]string{"customer", "editor"}, `role "editor" grants`},
+		{[]string{"shop_manager_nowhere"}, `role "shop_manager_nowhere" does not exist`},
+	}
+	for _, tc := range cases {
+		s, err := bridge.NewSyncer(bridge.Config{DefaultRole: "subscriber", AllowedRoles: tc.allowed,
+			TagsMetaKey: "t", ContactIDMetaKey: "c"}, newSiteClient(t), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.CheckRoles(roles)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v, want no error", tc.allowed, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: %v, want an error with %q", tc.allowed, err, tc.want)
+		}
+	}
+}
+
+// newSiteClient is a WordPress client of the shared test site as its administrator.
+func newSiteClient(t *testing.T) *wordpress.Client {
+	t.Helper()
+	wp, err := wordpress.New(wordpress.Config{URL: site.URL, Username: site.Username, AppPassword: site.AppPassword, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wp
+}

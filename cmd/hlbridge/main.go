@@ -116,6 +116,15 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	rolesCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	roles, err := wp.Roles(rolesCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("read the roles of WordPress at %s: %w", cfg.WordPressURL, err)
+	}
+	if err := syncer.CheckRoles(roles); err != nil {
+		return fmt.Errorf("BRIDGE_DEFAULT_ROLE / BRIDGE_ALLOWED_ROLES: %w", err)
+	}
 
 	queue, err := bridge.NewQueue(store, syncer, bridge.QueueConfig{
 		Workers: cfg.WordPressConcurrency, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.MaxAttempts,

@@ -19,6 +19,9 @@
  * Routes (namespace hlbridge/v1; every one needs a logged-in user, which for
  * hlbridge means HTTP Basic auth with an application password):
  *
+ *   GET  /hlbridge/v1/roles                       capability list_users (since 1.2.0)
+ *        {"roles":{"subscriber":{"name":"Subscriber","capabilities":["level_0","read"]},...}}
+ *        every role of the site with the capabilities it grants, sorted
  *   GET  /hlbridge/v1/status                      capability list_users
  *        {"plugin":"hlbridge-companion","version":"1.2.0","wordpress":"6.1.9",
  *         "multisite":false,"meta_prefix":"wp_"}
@@ -152,6 +155,12 @@ if (!class_exists('HLBridge_Companion')) {
 				'permission_callback' => array(__CLASS__, 'can_list_users'),
 			));
 
+			register_rest_route(self::REST_NAMESPACE, '/roles', array(
+				'methods'             => WP_REST_Server::READABLE,
+				'callback'            => array(__CLASS__, 'get_roles'),
+				'permission_callback' => array(__CLASS__, 'can_list_users'),
+			));
+
 			register_rest_route(self::REST_NAMESPACE, '/users', array(
 				'methods'             => WP_REST_Server::READABLE,
 				'callback'            => array(__CLASS__, 'find_users'),
@@ -281,6 +290,26 @@ if (!class_exists('HLBridge_Companion')) {
 				'multisite'   => is_multisite(),
 				'meta_prefix' => $wpdb->get_blog_prefix(),
 			), 200);
+		}
+
+		/**
+		 * GET /roles: every role of this site with the capabilities it grants,
+		 * so hlbridge can refuse at start-up to hand out a role that could run
+		 * the site, and can tell that the roles it is told to use exist.
+		 */
+		public static function get_roles() {
+			$roles = array();
+			foreach (wp_roles()->roles as $slug => $role) {
+				$caps = array();
+				foreach ((array) $role['capabilities'] as $cap => $granted) {
+					if ($granted) {
+						$caps[] = (string) $cap;
+					}
+				}
+				sort($caps);
+				$roles[(string) $slug] = array('name' => (string) $role['name'], 'capabilities' => $caps);
+			}
+			return new WP_REST_Response(array('roles' => (object) $roles), 200);
 		}
 
 		/** GET /users/{id}/meta: the requested keys, null for those the user does not have. */
