@@ -265,7 +265,12 @@ if [[ -n ${WP_TEST_DB_HOST:-} ]]; then
 else
 	# The data is thrown away with DIR, so durability buys nothing: no fsync
 	# (O_DIRECT_NO_FSYNC halves mariadb-install-db's time) and a small redo log.
-	db_opts=(--no-defaults --datadir="$dir/db" --innodb-log-file-size=8M
+	# A private tmpdir too: MariaDB names its temporary tables in tmpdir by
+	# pid and counter, and bootstraps running side by side in one /tmp (test
+	# packages starting sites at once) removed each other's, failing
+	# mariadb-install-db about one time in three.
+	mkdir -p "$dir/tmp"
+	db_opts=(--no-defaults --datadir="$dir/db" --tmpdir="$dir/tmp" --innodb-log-file-size=8M
 		--innodb-flush-method=O_DIRECT_NO_FSYNC --innodb-flush-log-at-trx-commit=0)
 	[[ $(id -u) -eq 0 ]] && db_opts+=(--user=root)
 	mariadb-install-db "${db_opts[@]}" --auth-root-authentication-method=socket \
