@@ -187,7 +187,9 @@ func (c dryContacts) Contact(ctx context.Context, id string) (*highlevel.Contact
 	return c.Contacts.Contact(ctx, id)
 }
 
-func (c dryContacts) UpdateCustomFields(context.Context, string, []highlevel.FieldWrite) error { return nil }
+func (c dryContacts) UpdateCustomFields(context.Context, string, []highlevel.FieldWrite) error {
+	return nil
+}
 
 // contact loads the contact from HighLevel, or takes it from the webhook
 // body in payload mode.
