@@ -451,3 +451,18 @@ func TestPlainPermalinks(t *testing.T) {
 		t.Fatalf("UsersByMeta = %v, %v", ids, err)
 	}
 }
+
+// RoleExists tells the site's roles from unknown ones and creates no user.
+func TestRoleExists(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	for role, want := range map[string]bool{"subscriber": true, "customer": true, "editor": true, "no_such_role": false} {
+		got, err := c.RoleExists(ctx(t), role)
+		if err != nil || got != want {
+			t.Errorf("RoleExists(%q) = %v, %v; want %v", role, got, err, want)
+		}
+	}
+	if found := site.Eval(t, `echo get_user_by('email', 'hlbridge-role-check@example.invalid') ? 'yes' : 'no';`); found != "no" {
+		t.Errorf("the probe left a user behind: %s", found)
+	}
+}
