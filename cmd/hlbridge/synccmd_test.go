@@ -71,7 +71,7 @@ func TestSyncCommand(t *testing.T) {
 	if err := w.editContact(c.ID, "Renamed", []string{"member", "vip"}); err != nil {
 		t.Fatal(err)
 	}
-	dry("dry run: would update user "+m[1]+" of contact "+c.ID+"; changed: first_name, highlevel_tags")
+	dry("dry run: would update user " + m[1] + " of contact " + c.ID + "; changed: first_name, highlevel_tags")
 	if u, _ := w.wp.UserByID(ctx, user.ID); u.FirstName != "Sync" {
 		t.Fatalf("the dry run renamed the user to %q", u.FirstName)
 	}
