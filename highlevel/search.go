@@ -44,6 +44,10 @@ type ContactPage struct {
 	// updates by a few seconds: read a contact with Contact before acting on
 	// a change that was just announced.
 	Contacts []*Contact
+	// After holds, for each contact, the cursor that continues the search
+	// right after it (its searchAfter), so that a caller can resume from
+	// the middle of a page.
+	After [][]any
 	// Total is how many contacts match the search, over all pages.
 	Total int
 	// Next is the cursor of the following page (the last contact's
@@ -101,13 +105,14 @@ func (c *Client) SearchContacts(ctx context.Context, q ContactSearch) (*ContactP
 			return nil, fmt.Errorf("highlevel: search contacts: decode a contact's searchAfter: %w", err)
 		}
 		ct.Carried = nil // complete, as the API has it
+		if len(cursor.SearchAfter) == 0 {
+			return nil, errors.New("highlevel: search contacts: a contact has no searchAfter to page on")
+		}
 		page.Contacts = append(page.Contacts, &ct)
+		page.After = append(page.After, cursor.SearchAfter)
 		last = cursor.SearchAfter
 	}
 	if len(out.Contacts) == limit {
-		if len(last) == 0 {
-			return nil, errors.New("highlevel: search contacts: a full page's last contact has no searchAfter to page on")
-		}
 		page.Next = last
 	}
 	return page, nil

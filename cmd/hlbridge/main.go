@@ -4,6 +4,9 @@
 // REST API. It is configured only by environment variables; see the README.
 //
 //	hlbridge                                   serve (the default)
+//	hlbridge check
+//	hlbridge sync CONTACT_ID [--action add|update|update_tags] [--dry-run]
+//	hlbridge import [--tag T] [--since YYYY-MM-DD] [--action A] [--dry-run]
 //	hlbridge events list [--failed] [--limit N] [--json]
 //	hlbridge events retry ID... | --failed
 package main
@@ -65,6 +68,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 const usage = `usage:
   hlbridge [serve]                                     run the bridge
+  hlbridge check                                       check the configuration: WordPress, HighLevel, the store
+  hlbridge sync CONTACT_ID [--action A] [--dry-run]    apply one contact now (A: update (default), add, update_tags)
+  hlbridge import [--tag T] [--since DATE] [--action A] [--dry-run]
+                                                       queue existing HighLevel contacts once (hlbridge import -h)
   hlbridge events list [--failed] [--limit N] [--json] list stored webhooks, newest first
   hlbridge events retry ID... | --failed               queue failed webhooks again
 Configuration is read from the environment; see the README.
