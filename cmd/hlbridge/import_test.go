@@ -62,7 +62,7 @@ func TestImportResumesAfterInterrupt(t *testing.T) {
 	var tagged, untagged []highlevel.Contact
 	for i := range 540 {
 		c := highlevel.Contact{FirstName: fmt.Sprintf("Imp%03d", i), LastName: "Port", Email: wordpresstest.UniqueEmail(t), Tags: []string{"other"}}
-		if i%27 != 0 || len(untagged) == 40 {
+		if i%11 != 0 || len(untagged) == 40 {
 			c.Tags = append(c.Tags, tag)
 			tagged = append(tagged, w.hl.PutContact(c))
 		} else {
