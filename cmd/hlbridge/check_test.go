@@ -49,6 +49,12 @@ func TestCheckGoodSetup(t *testing.T) {
 			t.Errorf("no %q in the output", want)
 		}
 	}
+
+	// Payload mode: HighLevel is not used, and says so.
+	r = w.command([]string{"HIGHLEVEL_TOKEN=", "BRIDGE_RETURN_PASSWORD_FIELD="}, "check")
+	if want := "✓ HighLevel: payload mode (no HIGHLEVEL_TOKEN): HighLevel's API is not used"; r.code != 0 || !strings.Contains(r.stdout, want) {
+		t.Errorf("payload mode: exit %d, want %q in:\n%s", r.code, want, r.stdout)
+	}
 }
 
 // Each fault gives exactly one ✗ line, its own, with what to do; the
@@ -70,6 +76,12 @@ func TestCheckFaults(t *testing.T) {
 			`✗ user "` + login + `" lacks the capabilities list_users, create_users, edit_users, promote_users`, "an administrator's login"},
 		{"missing companion", []string{"WORDPRESS_URL=" + noCompanion},
 			"✗ companion plugin not installed", "hlbridge-companion.php into wp-content/mu-plugins/"},
+		{"unknown custom field", []string{"BRIDGE_FIELD_MAP=meta:plan=custom:no_such_field"},
+			`✗ custom field "no_such_field" (BRIDGE_FIELD_MAP meta:plan) is not in location`, "or fix BRIDGE_FIELD_MAP meta:plan"},
+		{"missing role", []string{"BRIDGE_ALLOWED_ROLES=customer,no_such_role"},
+			"✗ roles missing on the site: no_such_role", "BRIDGE_ALLOWED_ROLES"},
+		{"wrong HighLevel token", []string{"HIGHLEVEL_TOKEN=pit-wrong"},
+			"✗ HighLevel refused the token", "HIGHLEVEL_TOKEN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

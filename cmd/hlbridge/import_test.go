@@ -273,3 +273,28 @@ func TestImportDryRun(t *testing.T) {
 		t.Errorf("import --help: exit %d, stdout %q", r.code, r.stdout)
 	}
 }
+
+// On a terminal the progress is one redrawn bar with counts and an
+// estimate; elsewhere, a plain line per page.
+func TestImportProgress(t *testing.T) {
+	t.Parallel()
+	var tty, plain strings.Builder
+	bar := &progress{out: &tty, tty: true}
+	lines := &progress{out: &plain}
+	for _, p := range []*progress{bar, lines} {
+		p.begin(0)
+		p.start = p.start.Add(-2 * time.Second)
+		p.update(100, 400, "queued")
+		p.page(100, 400, "queued")
+		p.end()
+	}
+	if want := "\r\033[K[=======                       ] 100/400 queued (25%), 50/s, about 6s left\n"; tty.String() != want {
+		t.Errorf("bar %q, want %q", tty.String(), want)
+	}
+	if want := "queued 100 of 400 contacts (25%), 50/s, about 6s left\n"; plain.String() != want {
+		t.Errorf("plain %q, want %q", plain.String(), want)
+	}
+	if isTerminal(&plain) {
+		t.Errorf("a buffer taken for a terminal")
+	}
+}
