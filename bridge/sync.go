@@ -110,6 +110,96 @@ func (s *Syncer) Apply(ctx context.Context, req Request) (Result, error) {
 	return s.update(ctx, req, c, u)
 }
 
+// Plan is Apply without its writes: it takes the same decisions, through
+// the same code, against WordPress and HighLevel as they are now, and
+// returns the Result Apply would return (UserID 0 for a user it would
+// create), or the refusal Apply would give. Only reads reach WordPress and
+// HighLevel: every write is answered in place, as if it had succeeded (an
+// update answers the user as it would be), so the plan cannot drift from
+// Apply. It does not wait for a running Apply of the contact.
+func (s *Syncer) Plan(ctx context.Context, req Request) (Result, error) {
+	return s.dry(nil).Apply(ctx, req)
+}
+
+// PlanContact is Plan for a contact the caller already holds, e.g. a
+// search result, so that planning many contacts costs HighLevel no read
+// each. In token mode c stands in for the contact's GET; in payload mode
+// it is the webhook body's contact.
+func (s *Syncer) PlanContact(ctx context.Context, req Request, c *highlevel.Contact) (Result, error) {
+	if c == nil {
+		return Result{}, errors.New("bridge: PlanContact needs a contact")
+	}
+	req.ContactID = c.ID
+	if s.contacts == nil {
+		req.Contact = c
+	}
+	return s.dry(c).Apply(ctx, req)
+}
+
+// dry returns a Syncer with the same rules whose writes do nothing; known,
+// when not nil, is served instead of reading that contact from HighLevel.
+func (s *Syncer) dry(known *highlevel.Contact) *Syncer {
+	d := &Syncer{cfg: s.cfg, users: dryUsers{s.users}, logger: slog.New(slog.DiscardHandler)}
+	if s.contacts != nil {
+		d.contacts = dryContacts{Contacts: s.contacts, known: known}
+	}
+	return d
+}
+
+// dryUsers reads WordPress and answers every write as if it had been done.
+type dryUsers struct{ Users }
+
+func (u dryUsers) CreateUser(_ context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
+	return &wordpress.User{Username: nu.Username, Email: nu.Email, Roles: nu.Roles, FirstName: nu.FirstName,
+		LastName: nu.LastName, Nickname: nu.Nickname, Name: nu.Name, Description: nu.Description, URL: nu.URL}, nil
+}
+
+func (u dryUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
+	cur, err := u.UserByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	after := *cur
+	for _, f := range []struct {
+		dst *string
+		src *string
+	}{{&after.Email, up.Email}, {&after.FirstName, up.FirstName}, {&after.LastName, up.LastName},
+		{&after.Nickname, up.Nickname}, {&after.Name, up.Name}, {&after.Description, up.Description}, {&after.URL, up.URL}} {
+		if f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	if up.Roles != nil {
+		after.Roles = up.Roles
+	}
+	return &after, nil
+}
+
+func (u dryUsers) SetMeta(_ context.Context, _ int64, values map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error) {
+	return values, nil
+}
+
+func (u dryUsers) SendNewUserNotification(context.Context, int64, wordpress.Notify) error { return nil }
+
+// dryContacts reads HighLevel (or serves the known contact) and writes
+// nothing.
+type dryContacts struct {
+	Contacts
+	known *highlevel.Contact
+}
+
+func (c dryContacts) Contact(ctx context.Context, id string) (*highlevel.Contact, error) {
+	if c.known != nil && c.known.ID == id {
+		k := *c.known
+		return &k, nil
+	}
+	return c.Contacts.Contact(ctx, id)
+}
+
+func (c dryContacts) UpdateCustomFields(context.Context, string, []highlevel.FieldWrite) error {
+	return nil
+}
+
 // contact loads the contact from HighLevel, or takes it from the webhook
 // body in payload mode.
 func (s *Syncer) contact(ctx context.Context, req Request) (*highlevel.Contact, error) {

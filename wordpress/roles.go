@@ -27,3 +27,6 @@ func (c *Client) Roles(ctx context.Context) (map[string]Role, error) {
 	}
 	return out.Roles, nil
 }
+
+// Outdated reports whether the companion is older than MinCompanionVersion.
+func (st *CompanionStatus) Outdated() bool { return versionLess(st.Version, MinCompanionVersion) }

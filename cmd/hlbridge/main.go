@@ -4,6 +4,9 @@
 // REST API. It is configured only by environment variables; see the README.
 //
 //	hlbridge                                   serve (the default)
+//	hlbridge check
+//	hlbridge sync CONTACT_ID [--action add|update|update_tags] [--dry-run]
+//	hlbridge import [--tag T] [--since YYYY-MM-DD] [--action A] [--dry-run]
 //	hlbridge events list [--failed] [--limit N] [--json]
 //	hlbridge events retry ID... | --failed
 package main
@@ -22,8 +25,6 @@ import (
 	"time"
 
 	"github.com/hlbridge/hlbridge/bridge"
-	"github.com/hlbridge/hlbridge/highlevel"
-	"github.com/hlbridge/hlbridge/wordpress"
 )
 
 func main() {
@@ -42,6 +43,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		switch args[1] {
 		case "events":
 			return runEvents(ctx, args[2:], getenv, stdout)
+		case "check":
+			return runCheck(ctx, args[2:], getenv, stdout)
+		case "sync":
+			return runSync(ctx, args[2:], getenv, stdout, stderr)
+		case "import":
+			return runImport(ctx, args[2:], getenv, stdout, stderr)
 		case "serve":
 		case "-h", "--help", "help":
 			fmt.Fprint(stdout, usage)
@@ -61,6 +68,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 const usage = `usage:
   hlbridge [serve]                                     run the bridge
+  hlbridge check                                       check the configuration: WordPress, HighLevel, the store
+  hlbridge sync CONTACT_ID [--action A] [--dry-run]    apply one contact now (A: update (default), add, update_tags)
+  hlbridge import [--tag T] [--since DATE] [--action A] [--dry-run]
+                                                       queue existing HighLevel contacts once (hlbridge import -h)
   hlbridge events list [--failed] [--limit N] [--json] list stored webhooks, newest first
   hlbridge events retry ID... | --failed               queue failed webhooks again
 Configuration is read from the environment; see the README.
@@ -69,12 +80,11 @@ Configuration is read from the environment; see the README.
 // serve wires the bridge together and runs it until ctx ends, then shuts
 // down in order: intake first, then the workers (bounded), then the store.
 func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
-	wp, err := wordpress.New(wordpress.Config{URL: cfg.WordPressURL, Username: cfg.WordPressUsername,
-		AppPassword: cfg.WordPressAppPassword, MaxConcurrent: cfg.WordPressConcurrency,
-		Logger: logger.With(slog.String("component", "wordpress"))})
+	d, err := newDoors(cfg, logger)
 	if err != nil {
 		return err
 	}
+	wp := d.wp
 	// The store first: a second server on the same SQLite file stops here,
 	// naming the process that holds it, before it has done anything.
 	store, err := bridge.OpenStore(ctx, cfg.Database)
@@ -94,25 +104,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	logger.Info("WordPress ready", slog.String("url", cfg.WordPressURL),
 		slog.String("wordpress", companion.WordPress), slog.String("companion", companion.Version))
 
-	var contacts bridge.Contacts // nil: payload mode
-	if cfg.HighLevelToken != "" {
-		hc := cfg.highLevelConfig()
-		hc.Logger = logger
-		hl, err := highlevel.New(hc)
-		if err != nil {
-			return err
-		}
-		contacts = hl
-	} else {
+	if d.hl == nil {
 		logger.Info("no HIGHLEVEL_TOKEN: payload mode, contacts come from webhook bodies")
 	}
 	metrics := bridge.NewMetrics()
-	syncer, err := bridge.NewSyncer(bridge.Config{
-		DefaultRole: cfg.DefaultRole, AllowedRoles: cfg.AllowedRoles,
-		UsernameField: cfg.UsernameField, PasswordField: cfg.PasswordField,
-		ReturnPasswordField: cfg.ReturnPasswordField, FieldMap: cfg.fieldMap,
-		TagsMetaKey: cfg.TagsMetaKey, ContactIDMetaKey: cfg.ContactIDMetaKey,
-	}, metrics.Users(wp), contacts, logger)
+	syncer, err := newSyncer(cfg, metrics.Users(wp), d, logger)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ const (
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /contacts/search/duplicate", s.handleSearchDuplicate)
+	mux.HandleFunc("POST /contacts/search", s.handleSearch)
 	mux.HandleFunc("GET /contacts/{contactId}", s.handleGetContact)
 	mux.HandleFunc("PUT /contacts/{contactId}", s.handlePutContact)
 	mux.HandleFunc("POST /contacts/{contactId}/tags", s.handleAddTags)
@@ -42,9 +43,11 @@ func (s *Server) routes() *http.ServeMux {
 // recorded.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	at := time.Now()
 	s.serve(rec, r)
 	s.mu.Lock()
 	s.requests = append(s.requests, Request{
+		At:      at,
 		Method:  r.Method,
 		Path:    r.URL.Path,
 		Query:   r.URL.RawQuery,

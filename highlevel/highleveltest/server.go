@@ -1,5 +1,5 @@
 // Package highleveltest is a fake of HighLevel's API v2 for tests: the
-// contact, tag, duplicate-search and custom field catalogue endpoints the
+// contact, tag, duplicate-search, search and custom field catalogue endpoints the
 // bridge uses, with HighLevel's header checks, status codes, JSON shapes and
 // rate-limit headers as /work/shared/reference/highlevel.md records them.
 // It keeps state in memory, records every request, and can be told to
@@ -37,8 +37,10 @@ type Write struct {
 }
 
 // Request is one request the fake answered, in arrival order. Version is the
-// Version header as received ("" when missing).
+// Version header as received ("" when missing); At is when it arrived, so a
+// test can check a client's pace against the burst window.
 type Request struct {
+	At      time.Time
 	Method  string
 	Path    string
 	Query   string
@@ -63,6 +65,7 @@ type Server struct {
 	order          []string // contact ids in creation order, for deterministic search
 	fields         []highlevel.CustomField
 	writes         []Write
+	searches       []map[string]any
 	requests       []Request
 	burst          int
 	window         time.Duration
