@@ -46,7 +46,7 @@ func TestPostgresTwoProcesses(t *testing.T) {
 			t.Errorf("process %s ran no sync: the queue was not shared", p.name)
 		}
 	}
-	w.checkEvents(s.acked, s.total())
+	w.checkEvents(s.acked, s.total(), s.resent())
 	w.checkUsers(cs)
 }
 

@@ -70,7 +70,7 @@ func TestKillMidStormThenRestart(t *testing.T) {
 		t.Errorf("%d jobs were running when the process died, yet the restarted process took none over", running)
 	}
 
-	w.checkEvents(s.acked, s.total())
+	w.checkEvents(s.acked, s.total(), s.resent())
 	w.checkUsers(cs)
 }
 
@@ -174,7 +174,7 @@ func TestGracefulShutdownThenRestart(t *testing.T) {
 
 			w.start("second")
 			w.waitDrained(90 * time.Second)
-			w.checkEvents(s.acked, s.total())
+			w.checkEvents(s.acked, s.total(), s.resent())
 			w.checkUsers(cs)
 		})
 	}

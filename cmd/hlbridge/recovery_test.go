@@ -79,7 +79,7 @@ func TestRestartResumesBacklogAtOnce(t *testing.T) {
 	if !strings.Contains(second.logs.String(), `"msg":"took over the jobs of a dead process"`) {
 		t.Errorf("the restarted process did not take over the dead one's running jobs")
 	}
-	w.checkEvents(acked, len(cs))
+	w.checkEvents(acked, len(cs), 0)
 	for _, e := range w.listEvents() {
 		// Down: one failed attempt, then the one that worked. Slow: the dead
 		// attempt is not spent, so one.
@@ -118,7 +118,7 @@ func TestRetriesBroughtForwardWhenWordPressIsBack(t *testing.T) {
 	w.waitDrained(30 * time.Second)
 	t.Logf("the site came back; %d syncs that were backing off for 10 min drained %s later", len(cs)-1,
 		time.Since(back).Round(time.Millisecond))
-	w.checkEvents(acked, len(cs))
+	w.checkEvents(acked, len(cs), 0)
 }
 
 // One server per SQLite file: a second one refuses to start and names the
@@ -195,7 +195,7 @@ func TestPostgresKilledProcessJobsTakenOver(t *testing.T) {
 	w.waitDrained(30*time.Second - time.Since(died))
 	t.Logf("a killed with %d jobs running: b took them over %s after the death, all drained %s after it",
 		running, took.Sub(died).Round(time.Millisecond), time.Since(died).Round(time.Millisecond))
-	w.checkEvents(s.acked, s.total())
+	w.checkEvents(s.acked, s.total(), s.resent())
 	w.checkUsers(cs)
 }
 
@@ -249,7 +249,7 @@ func TestPostgresPausedProcessWritesNothingAfterTakeover(t *testing.T) {
 	if writes > 0 {
 		t.Errorf("the resumed process sent WordPress %d writes for jobs another process had taken over", writes)
 	}
-	w.checkEvents(acked, len(cs))
+	w.checkEvents(acked, len(cs), 0)
 	w.checkUsers(cs)
 }
 
