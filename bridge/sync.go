@@ -139,15 +139,34 @@ func (s *Syncer) PlanContact(ctx context.Context, req Request, c *highlevel.Cont
 // dry returns a Syncer with the same rules whose writes do nothing; known,
 // when not nil, is served instead of reading that contact from HighLevel.
 func (s *Syncer) dry(known *highlevel.Contact) *Syncer {
-	d := &Syncer{cfg: s.cfg, users: dryUsers{s.users}, logger: slog.New(slog.DiscardHandler)}
+	d := &Syncer{cfg: s.cfg, users: dryUsers{real: s.users}, logger: slog.New(slog.DiscardHandler)}
 	if s.contacts != nil {
-		d.contacts = dryContacts{Contacts: s.contacts, known: known}
+		d.contacts = dryContacts{real: s.contacts, known: known}
 	}
 	return d
 }
 
 // dryUsers reads WordPress and answers every write as if it had been done.
-type dryUsers struct{ Users }
+// It names each method rather than embedding Users, so that a method added
+// to Users does not pass through to WordPress unseen: it must be sorted
+// here into a read or a write.
+type dryUsers struct{ real Users }
+
+func (u dryUsers) UserByID(ctx context.Context, id int64) (*wordpress.User, error) {
+	return u.real.UserByID(ctx, id)
+}
+
+func (u dryUsers) UserByEmail(ctx context.Context, email string) (*wordpress.User, error) {
+	return u.real.UserByEmail(ctx, email)
+}
+
+func (u dryUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64, error) {
+	return u.real.UsersByMeta(ctx, key, value)
+}
+
+func (u dryUsers) Meta(ctx context.Context, id int64, keys ...string) (map[string]wordpress.MetaValue, error) {
+	return u.real.Meta(ctx, id, keys...)
+}
 
 func (u dryUsers) CreateUser(_ context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
 	return &wordpress.User{Username: nu.Username, Email: nu.Email, Roles: nu.Roles, FirstName: nu.FirstName,
@@ -179,13 +198,20 @@ func (u dryUsers) SetMeta(_ context.Context, _ int64, values map[string]wordpres
 	return values, nil
 }
 
-func (u dryUsers) SendNewUserNotification(context.Context, int64, wordpress.Notify) error { return nil }
+// SendPendingNotification answers that the mail would be sent.
+func (u dryUsers) SendPendingNotification(context.Context, int64, wordpress.Notify, string) (bool, error) {
+	return true, nil
+}
 
 // dryContacts reads HighLevel (or serves the known contact) and writes
-// nothing.
+// nothing; like dryUsers it names each method.
 type dryContacts struct {
-	Contacts
+	real  Contacts
 	known *highlevel.Contact
+}
+
+func (c dryContacts) CustomFieldID(ctx context.Context, idOrKey string) (string, error) {
+	return c.real.CustomFieldID(ctx, idOrKey)
 }
 
 func (c dryContacts) Contact(ctx context.Context, id string) (*highlevel.Contact, error) {
@@ -193,7 +219,7 @@ func (c dryContacts) Contact(ctx context.Context, id string) (*highlevel.Contact
 		k := *c.known
 		return &k, nil
 	}
-	return c.Contacts.Contact(ctx, id)
+	return c.real.Contact(ctx, id)
 }
 
 func (c dryContacts) UpdateCustomFields(context.Context, string, []highlevel.FieldWrite) error {
