@@ -1,4 +1,4 @@
-package bridge_test
+package e2e_test
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 )
 
 // appSigner signs app webhooks as HighLevel does, with a test key pair
@@ -67,7 +68,7 @@ func (a *appSigner) post(t *testing.T, b *bundle, event map[string]any, sig stri
 func appEvent(typ, contactID, location string, mutate ...func(map[string]any)) map[string]any {
 	ev := map[string]any{
 		"type": typ, "locationId": location, "id": contactID,
-		"webhookId": randomID(8) + "-" + randomID(4) + "-" + randomID(12),
+		"webhookId": testkit.RandomID(8) + "-" + testkit.RandomID(4) + "-" + testkit.RandomID(12),
 		"timestamp": time.Now().UTC().Format(time.RFC3339Nano), "appId": "app1", "versionId": "v1",
 	}
 	for _, m := range mutate {

@@ -1,4 +1,4 @@
-package bridge_test
+package e2e_test
 
 import (
 	"bytes"
@@ -24,6 +24,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/httpapi"
+	"github.com/hlbridge/hlbridge/bridge/queue"
 	"github.com/hlbridge/hlbridge/highlevel"
 	"github.com/hlbridge/hlbridge/wordpress"
 )
@@ -35,8 +37,8 @@ import (
 // WordPress and HighLevel are never called. cmd/hlbench measures the same
 // with fixed-rate latency, the storm drain and memory; see the README.
 //
-//	go test -bench Intake -run '^$' ./bridge/
-//	HLBRIDGE_TEST_POSTGRES='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' go test -bench IntakePostgres -run '^$' ./bridge/
+//	go test -bench Intake -run '^$' ./bridge/e2e/
+//	HLBRIDGE_TEST_POSTGRES='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' go test -bench IntakePostgres -run '^$' ./bridge/e2e/
 //
 // Each reports webhooks/s and the ack latency p50/p99 (ms) besides ns/op.
 // Client and server share the machine's cores.
@@ -95,19 +97,19 @@ func benchBridge(b *testing.B, dsn string) (http.Handler, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	store, err := bridge.OpenStore(context.Background(), dsn)
+	store, err := queue.OpenStore(context.Background(), dsn)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
 	// A syncer, so the queue is the one hlbridge serves with; not started.
-	q, err := bridge.NewQueue(store, syncer, bridge.QueueConfig{})
+	q, err := queue.New(store, syncer, queue.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	key := "key-" + benchRandom(12)
-	srv, err := bridge.NewServer(bridge.ServerConfig{AccessKey: key},
-		bridge.ServerDeps{Syncer: syncer, Dispatcher: q, Events: q})
+	srv, err := httpapi.NewServer(httpapi.Config{AccessKey: key},
+		httpapi.Deps{Syncer: syncer, Dispatcher: q, Events: q})
 	if err != nil {
 		b.Fatal(err)
 	}

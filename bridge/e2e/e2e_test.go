@@ -1,9 +1,8 @@
-package bridge_test
+package e2e_test
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,8 +17,13 @@ import (
 	"time"
 
 	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/bridgetest"
+	"github.com/hlbridge/hlbridge/bridge/httpapi"
+	"github.com/hlbridge/hlbridge/bridge/metrics"
+	"github.com/hlbridge/hlbridge/bridge/queue"
 	"github.com/hlbridge/hlbridge/highlevel"
 	"github.com/hlbridge/hlbridge/highlevel/highleveltest"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 	"github.com/hlbridge/hlbridge/wordpress"
 	"github.com/hlbridge/hlbridge/wordpress/wordpresstest"
 )
@@ -39,22 +43,22 @@ type bundle struct {
 	url   string // the bridge
 	key   string // the access key
 	admin string // the admin token
-	logs  *syncBuffer
+	logs  *testkit.LogBuffer
 	me    *wordpress.User // the WordPress administrator
-	queue *bridge.Queue   // nil with the inline dispatcher
+	queue *queue.Queue    // nil with the inline dispatcher
 }
 
 // settings are what options change before setup builds the bridge.
 type settings struct {
 	cfg       bridge.Config
 	payload   bool
-	queue     *bridge.QueueConfig // nil: inline
-	dsn       string              // the queue's store; "" for SQLite in a temp dir
-	wordpress string              // the URL the bridge uses for WordPress; "" for the site
+	queue     *queue.Config // nil: inline
+	dsn       string        // the queue's store; "" for SQLite in a temp dir
+	wordpress string        // the URL the bridge uses for WordPress; "" for the site
 	wrapUsers func(bridge.Users) bridge.Users
 	wrapHL    func(bridge.Contacts) bridge.Contacts
-	server    bridge.ServerConfig
-	metrics   *bridge.Metrics
+	server    httpapi.Config
+	metrics   *metrics.Metrics
 	verifier  *highlevel.Verifier
 	site      *wordpresstest.Site // the WordPress; nil for the package's shared one
 }
@@ -67,13 +71,13 @@ func payloadMode(s *settings) { s.payload = true }
 func withConfig(f func(*bridge.Config)) option { return func(s *settings) { f(&s.cfg) } }
 
 // withQueue runs the bridge on the durable queue.
-func withQueue(qc bridge.QueueConfig) option { return func(s *settings) { s.queue = &qc } }
+func withQueue(qc queue.Config) option { return func(s *settings) { s.queue = &qc } }
 
 // setup starts a bridge against the real WordPress and a fresh fake
 // HighLevel, logging everything (debug level) into b.logs.
 func setup(t *testing.T, opts ...option) *bundle {
 	t.Helper()
-	b := &bundle{key: "key-" + randomID(24), admin: "admin-" + randomID(24), logs: &syncBuffer{}}
+	b := &bundle{key: "key-" + testkit.RandomID(24), admin: "admin-" + testkit.RandomID(24), logs: &testkit.LogBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fieldMap, err := bridge.ParseFieldMap("first_name=firstName,last_name=lastName,meta:company=companyName")
 	if err != nil {
@@ -126,7 +130,7 @@ func setup(t *testing.T, opts ...option) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := bridge.ServerDeps{Syncer: syncer, Dispatcher: bridge.Inline{Syncer: syncer}, Logger: logger,
+	deps := httpapi.Deps{Syncer: syncer, Dispatcher: bridgetest.Inline{Syncer: syncer}, Logger: logger,
 		Metrics: st.metrics, AppVerifier: st.verifier}
 	st.server.AccessKey = b.key
 	if st.queue != nil {
@@ -134,14 +138,14 @@ func setup(t *testing.T, opts ...option) *bundle {
 		if dsn == "" {
 			dsn = filepath.Join(t.TempDir(), "hlbridge.db")
 		}
-		store, err := bridge.OpenStore(context.Background(), dsn)
+		store, err := queue.OpenStore(context.Background(), dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		qc := *st.queue
 		qc.Logger = logger
 		qc.Metrics = st.metrics
-		q, err := bridge.NewQueue(store, syncer, qc)
+		q, err := queue.New(store, syncer, qc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +162,7 @@ func setup(t *testing.T, opts ...option) *bundle {
 		deps.Dispatcher, deps.Events = q, q
 		st.server.AdminToken = b.admin
 	}
-	srv, err := bridge.NewServer(st.server, deps)
+	srv, err := httpapi.NewServer(st.server, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +186,7 @@ func setup(t *testing.T, opts ...option) *bundle {
 // contact seeds a new contact with a unique email in the fake HighLevel.
 func (b *bundle) contact(t *testing.T, mutate ...func(*highlevel.Contact)) highlevel.Contact {
 	t.Helper()
-	c := highlevel.Contact{ID: randomID(20), FirstName: "Ada", LastName: "Lovelace",
+	c := highlevel.Contact{ID: testkit.RandomID(20), FirstName: "Ada", LastName: "Lovelace",
 		Email: wordpresstest.UniqueEmail(t), CompanyName: "Engines Ltd", Tags: []string{"vip", "course two"}}
 	for _, m := range mutate {
 		m(&c)
@@ -510,7 +514,7 @@ func TestSendNotification(t *testing.T) {
 func TestReturnPassword(t *testing.T) {
 	t.Parallel()
 	b := setup(t, withConfig(func(c *bridge.Config) { c.ReturnPasswordField = "wp_password" }))
-	field := b.hl.AddCustomField(highlevel.CustomField{ID: "cf" + randomID(12), Name: "WP Password", FieldKey: "contact.wp_password"})
+	field := b.hl.AddCustomField(highlevel.CustomField{ID: "cf" + testkit.RandomID(12), Name: "WP Password", FieldKey: "contact.wp_password"})
 	c := b.contact(t)
 	status, r := b.wpf(t, "add", c.ID)
 	if status != http.StatusOK || !r.Result.PasswordReturned {
@@ -541,7 +545,7 @@ func TestPayloadMode(t *testing.T) {
 	t.Parallel()
 	b := setup(t, payloadMode)
 	email := wordpresstest.UniqueEmail(t)
-	id := randomID(20)
+	id := testkit.RandomID(20)
 	body := map[string]any{
 		"contact_id": id, "first_name": "Mary", "last_name": "Jackson", "email": email,
 		"tags": "vip, course two", "company_name": "NASA",
@@ -636,7 +640,7 @@ func TestBadRequests(t *testing.T) {
 func TestLogsHoldNoSecrets(t *testing.T) {
 	t.Parallel()
 	b := setup(t, withConfig(func(c *bridge.Config) { c.ReturnPasswordField = "wp_password" }))
-	field := b.hl.AddCustomField(highlevel.CustomField{ID: "cf" + randomID(12), Name: "WP Password", FieldKey: "contact.wp_password"})
+	field := b.hl.AddCustomField(highlevel.CustomField{ID: "cf" + testkit.RandomID(12), Name: "WP Password", FieldKey: "contact.wp_password"})
 	c := b.contact(t)
 	for _, action := range []string{"add", "update", "update_tags", "test"} {
 		if status, r := b.wpf(t, action, c.ID, "send_notification", "true"); status != http.StatusOK {
@@ -660,35 +664,6 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	if !strings.Contains(logs, "access_key=REDACTED") {
 		t.Errorf("request lines do not show the redacted key; log:\n%s", logs)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// randomID returns n random letters and digits, like a HighLevel id.
-func randomID(n int) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	b := make([]byte, n)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }
 
 // A user linked to one contact is not taken over by another contact that
@@ -719,8 +694,8 @@ func TestTakenLoginGetsANumber(t *testing.T) {
 	b := setup(t)
 	c := b.contact(t)
 	login := wordpress.SanitizeLogin(c.Email)
-	other := "other-" + strings.ToLower(randomID(10)) + "@example.test"
-	if _, err := b.wp.CreateUser(context.Background(), wordpress.NewUser{Username: login, Email: other, Password: "pw-" + randomID(12)}); err != nil {
+	other := "other-" + strings.ToLower(testkit.RandomID(10)) + "@example.test"
+	if _, err := b.wp.CreateUser(context.Background(), wordpress.NewUser{Username: login, Email: other, Password: "pw-" + testkit.RandomID(12)}); err != nil {
 		t.Fatal(err)
 	}
 	status, r := b.wpf(t, "add", c.ID)

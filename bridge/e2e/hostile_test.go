@@ -1,4 +1,4 @@
-package bridge_test
+package e2e_test
 
 import (
 	"bufio"
@@ -18,11 +18,14 @@ import (
 	"time"
 
 	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/httpapi"
+	"github.com/hlbridge/hlbridge/bridge/metrics"
 	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 )
 
 // withServer changes the HTTP intake's configuration.
-func withServer(f func(*bridge.ServerConfig)) option { return func(s *settings) { f(&s.server) } }
+func withServer(f func(*httpapi.Config)) option { return func(s *settings) { f(&s.server) } }
 
 // answer is one raw HTTP answer.
 type answer struct {
@@ -61,10 +64,10 @@ func (b *bundle) send(t *testing.T, method, target string, header http.Header, b
 // counted without the address.
 func TestKeyGuessingIsSlowed(t *testing.T) {
 	t.Parallel()
-	m := bridge.NewMetrics()
+	m := metrics.New()
 	b := setup(t, withQueue(fastQueue), func(s *settings) { s.metrics = m })
 	c := b.contact(t)
-	wrong := "/?wpf_action=add&access_key=wrong-" + randomID(20) + "&contact_id=" + c.ID
+	wrong := "/?wpf_action=add&access_key=wrong-" + testkit.RandomID(20) + "&contact_id=" + c.ID
 	for i := range 5 {
 		if a := b.send(t, "POST", wrong, nil, nil); a.status != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d %s", i+1, a.status, a.body)
@@ -78,10 +81,10 @@ func TestKeyGuessingIsSlowed(t *testing.T) {
 		{"wrong access_key", wrong, nil},
 		{"missing access_key", "/?wpf_action=add&contact_id=" + c.ID, nil},
 		{"wrong access_key, forged X-Forwarded-For", wrong, http.Header{"X-Forwarded-For": {"203.0.113.7"}, "X-Real-Ip": {"203.0.113.8"}}},
-		{"wrong X-Access-Key", "/hooks/highlevel/add?contact_id=" + c.ID, http.Header{"X-Access-Key": {"wrong-" + randomID(20)}}},
+		{"wrong X-Access-Key", "/hooks/highlevel/add?contact_id=" + c.ID, http.Header{"X-Access-Key": {"wrong-" + testkit.RandomID(20)}}},
 		{"missing X-Access-Key", "/hooks/highlevel/add?contact_id=" + c.ID, nil},
-		{"wrong admin token", "/admin/events", http.Header{"Authorization": {"Bearer wrong-" + randomID(20)}}},
-		{"wrong token for /metrics", "/metrics", http.Header{"Authorization": {"Bearer wrong-" + randomID(20)}}},
+		{"wrong admin token", "/admin/events", http.Header{"Authorization": {"Bearer wrong-" + testkit.RandomID(20)}}},
+		{"wrong token for /metrics", "/metrics", http.Header{"Authorization": {"Bearer wrong-" + testkit.RandomID(20)}}},
 	}
 	var first []byte
 	for _, tc := range limited {
@@ -144,7 +147,7 @@ func TestKeyGuessingIsSlowed(t *testing.T) {
 // client behind it has its own allowance; the proxy's own address too.
 func TestTrustedProxies(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withServer(func(c *bridge.ServerConfig) { c.TrustedProxies = []string{"127.0.0.1/32"} }))
+	b := setup(t, withServer(func(c *httpapi.Config) { c.TrustedProxies = []string{"127.0.0.1/32"} }))
 	wrong := "/?wpf_action=test&access_key=wrong"
 	from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
 	for i := range 5 {
@@ -189,8 +192,8 @@ func TestHostileRequests(t *testing.T) {
 	signer, verifier := newAppSigner(t)
 	b := setup(t, withQueue(fastQueue), func(s *settings) { s.verifier = verifier },
 		// Key failures are part of the corpus; the limit has its own test.
-		withServer(func(c *bridge.ServerConfig) { c.AuthFailureBurst = 1000 }))
-	marker := strings.ToLower(randomID(12))
+		withServer(func(c *httpapi.Config) { c.AuthFailureBurst = 1000 }))
+	marker := strings.ToLower(testkit.RandomID(12))
 	c := b.contact(t, func(c *highlevel.Contact) { c.Email = "hostile-" + marker + "@example.test" })
 	const maxBody = 1 << 20
 

@@ -1,4 +1,4 @@
-package bridge_test
+package e2e_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/queue"
 )
 
 // Two processes sharing PostgreSQL accept webhooks for the same contacts in
@@ -29,14 +30,14 @@ func TestPostgresIntakeNeverDeadlocks(t *testing.T) {
 	for i := range 200 {
 		contacts = append(contacts, fmt.Sprintf("lockOrder%04d", i))
 	}
-	var queues []*bridge.Queue
-	var stores []*bridge.Store
+	var queues []*queue.Queue
+	var stores []*queue.Store
 	for range 2 {
-		store, err := bridge.OpenStore(ctx, dsn)
+		store, err := queue.OpenStore(ctx, dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
-		q, err := bridge.NewQueue(store, nil, bridge.QueueConfig{}) // intake only, no workers
+		q, err := queue.New(store, nil, queue.Config{}) // intake only, no workers
 		if err != nil {
 			t.Fatal(err)
 		}

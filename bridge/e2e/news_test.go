@@ -1,4 +1,4 @@
-package bridge_test
+package e2e_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 	"github.com/hlbridge/hlbridge/wordpress/wordpresstest"
 )
 
@@ -138,7 +139,7 @@ func TestTagsABA(t *testing.T) {
 func TestPayloadAbsentFieldsAreKept(t *testing.T) {
 	t.Parallel()
 	b := setup(t, payloadMode, withQueue(fastQueue))
-	id, email := randomID(20), wordpresstest.UniqueEmail(t)
+	id, email := testkit.RandomID(20), wordpresstest.UniqueEmail(t)
 	post := func(action string, body map[string]any) {
 		t.Helper()
 		body["contact_id"] = id
@@ -176,7 +177,7 @@ func TestPayloadAbsentFieldsAreKept(t *testing.T) {
 func TestPayloadRetryAppliesNewestPayload(t *testing.T) {
 	t.Parallel()
 	b := setup(t, payloadMode, withQueue(fastQueue))
-	id, email := randomID(20), wordpresstest.UniqueEmail(t)
+	id, email := testkit.RandomID(20), wordpresstest.UniqueEmail(t)
 	status, first := b.call(t, http.MethodPost, "/?wpf_action=add&sync=true&access_key="+b.key,
 		map[string]any{"contact_id": id, "first_name": "Old", "tags": "a"})
 	if status != http.StatusUnprocessableEntity {
@@ -205,7 +206,7 @@ func TestPayloadRetryAppliesNewestPayload(t *testing.T) {
 func TestPayloadPasswordIsNotStored(t *testing.T) {
 	t.Parallel()
 	dsn := filepath.Join(t.TempDir(), "store.db")
-	password, other := "Pw-"+randomID(16), "Tok-"+randomID(16)
+	password, other := "Pw-"+testkit.RandomID(16), "Tok-"+testkit.RandomID(16)
 	// The raw file too, once the store is closed (setup's cleanup, which runs
 	// before this one, checkpoints the write-ahead log into it); SQLite's
 	// secure_delete overwrites what was deleted.
@@ -224,7 +225,7 @@ func TestPayloadPasswordIsNotStored(t *testing.T) {
 		s.dsn = dsn
 		s.cfg.PasswordField = "portal_password"
 	})
-	id, email := randomID(20), wordpresstest.UniqueEmail(t)
+	id, email := testkit.RandomID(20), wordpresstest.UniqueEmail(t)
 	body := map[string]any{"contact_id": id, "email": email, "first_name": "Kay", "tags": "vip",
 		"customData": map[string]any{"portal_password": password, "api_token": other, "plan": "gold"}}
 	status, r := b.call(t, http.MethodPost, "/?wpf_action=add&sync=true&send_notification=true&access_key="+b.key, body)

@@ -1,4 +1,4 @@
-package bridge_test
+package e2e_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 	"github.com/hlbridge/hlbridge/wordpress"
 )
 
@@ -47,7 +48,7 @@ func TestReturnPasswordSurvivesFailure(t *testing.T) {
 		func(s *settings) {
 			s.wrapHL = func(c bridge.Contacts) bridge.Contacts { flaky.Contacts = c; return flaky }
 		})
-	field := b.hl.AddCustomField(highlevel.CustomField{ID: "cf" + randomID(12), Name: "WP Password", FieldKey: "contact.wp_password"})
+	field := b.hl.AddCustomField(highlevel.CustomField{ID: "cf" + testkit.RandomID(12), Name: "WP Password", FieldKey: "contact.wp_password"})
 	c := b.contact(t)
 	_, r := b.wpf(t, "add", c.ID)
 	ev := b.waitEvent(t, r.EventID, 30*time.Second)
@@ -140,7 +141,7 @@ func (b *bundle) syncerWith(t *testing.T, users bridge.Users, wrapHL func(bridge
 
 // passwordField adds the custom field wp_password to the fake HighLevel.
 func (b *bundle) passwordField() highlevel.CustomField {
-	return b.hl.AddCustomField(highlevel.CustomField{ID: "cf" + randomID(12), Name: "WP Password", FieldKey: "contact.wp_password"})
+	return b.hl.AddCustomField(highlevel.CustomField{ID: "cf" + testkit.RandomID(12), Name: "WP Password", FieldKey: "contact.wp_password"})
 }
 
 // passwordHash is the user's password hash as WordPress stores it: it

@@ -1,4 +1,4 @@
-package bridge_test
+package e2e_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 	"github.com/hlbridge/hlbridge/wordpress"
 	"github.com/hlbridge/hlbridge/wordpress/wordpresstest"
 )
@@ -93,7 +94,7 @@ func TestProtectedCapabilityHoldersAreNeverChanged(t *testing.T) {
 	// serve the other tests meanwhile.
 	for _, cp := range protectedCapabilities {
 		t.Run(cp, func(t *testing.T) {
-			role := "hlbtest_" + cp + "_" + strings.ToLower(randomID(6))
+			role := "hlbtest_" + cp + "_" + strings.ToLower(testkit.RandomID(6))
 			site.AddRole(t, role, cp) // exactly this one capability
 			email := wordpresstest.UniqueEmail(t)
 			id := site.CreateUser(t, email, role)

@@ -1,4 +1,4 @@
-package bridge_test
+package e2e_test
 
 import (
 	"context"
@@ -14,12 +14,16 @@ import (
 	"time"
 
 	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/bridgetest"
+	"github.com/hlbridge/hlbridge/bridge/metrics"
+	"github.com/hlbridge/hlbridge/bridge/queue"
 	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 	"github.com/hlbridge/hlbridge/wordpress"
 )
 
 // fastQueue retries quickly, so failure tests finish in seconds.
-var fastQueue = bridge.QueueConfig{RetryBase: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond}
+var fastQueue = queue.Config{RetryBase: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond}
 
 // waitEvent waits until event id is no longer queued and returns it.
 func (b *bundle) waitEvent(t *testing.T, id int64, timeout time.Duration) *bridge.Event {
@@ -57,33 +61,6 @@ func (b *bundle) waitDrained(t *testing.T, timeout time.Duration) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// countingUsers counts the writes the bridge sends WordPress.
-type countingUsers struct {
-	bridge.Users
-	writes, creates atomic.Int64
-}
-
-func (c *countingUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
-	c.writes.Add(1)
-	c.creates.Add(1)
-	return c.Users.CreateUser(ctx, nu)
-}
-
-func (c *countingUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
-	c.writes.Add(1)
-	return c.Users.UpdateUser(ctx, id, up)
-}
-
-func (c *countingUsers) SetMeta(ctx context.Context, id int64, v map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error) {
-	c.writes.Add(1)
-	return c.Users.SetMeta(ctx, id, v)
-}
-
-func (c *countingUsers) SendPendingNotification(ctx context.Context, id int64, who wordpress.Notify, flag string) (bool, error) {
-	c.writes.Add(1)
-	return c.Users.SendPendingNotification(ctx, id, who, flag)
 }
 
 func TestQueueAcceptsThenApplies(t *testing.T) {
@@ -188,8 +165,8 @@ func TestQueueRunsAgainForWebhookDuringRun(t *testing.T) {
 // ends with its final state and the site sees about one write per contact.
 func TestQueueStormCoalesces(t *testing.T) {
 	t.Parallel()
-	counter := &countingUsers{}
-	b := setup(t, withQueue(bridge.QueueConfig{PollInterval: 50 * time.Millisecond}), func(s *settings) {
+	counter := &bridgetest.CountingUsers{}
+	b := setup(t, withQueue(queue.Config{PollInterval: 50 * time.Millisecond}), func(s *settings) {
 		s.wrapUsers = func(u bridge.Users) bridge.Users { counter.Users = u; return counter }
 	})
 	b.hl.SetBurst(0, 0) // HighLevel's limit is tested on its own
@@ -253,8 +230,8 @@ func TestQueueStormCoalesces(t *testing.T) {
 	}
 	t.Logf("storm: %d webhooks for %d contacts accepted in %s, drained in %s; WordPress writes: %d (creates %d)",
 		contacts*perContact, contacts, accepted.Round(time.Millisecond), drained.Round(time.Millisecond),
-		counter.writes.Load(), counter.creates.Load())
-	if w := counter.writes.Load(); w > contacts*11/10 {
+		counter.Writes(), counter.Creates.Load())
+	if w := counter.Writes(); w > contacts*11/10 {
 		t.Errorf("%d WordPress writes for %d contacts, want within 10%%", w, contacts)
 	}
 }
@@ -392,7 +369,7 @@ func TestQueueHighLevelRateLimit(t *testing.T) {
 func TestQueueFailedEventsReplay(t *testing.T) {
 	t.Parallel()
 	b := setup(t, withQueue(fastQueue))
-	c := highlevel.Contact{ID: randomID(20), FirstName: "Late", Email: strings.ToLower(randomID(10)) + "@example.test"}
+	c := highlevel.Contact{ID: testkit.RandomID(20), FirstName: "Late", Email: strings.ToLower(testkit.RandomID(10)) + "@example.test"}
 	_, r := b.wpf(t, "add", c.ID)
 	if ev := b.waitEvent(t, r.EventID, 30*time.Second); ev.Status != bridge.StatusRefused {
 		t.Fatalf("event for an unknown contact = %+v", ev)
@@ -490,7 +467,7 @@ func TestQueueCleanup(t *testing.T) {
 // token, and shows no secret.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	m := bridge.NewMetrics()
+	m := metrics.New()
 	b := setup(t, withQueue(fastQueue), func(s *settings) { s.metrics = m })
 	c := b.contact(t)
 	_, r := b.wpf(t, "add", c.ID)

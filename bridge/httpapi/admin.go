@@ -1,4 +1,4 @@
-package bridge
+package httpapi
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/hlbridge/hlbridge/bridge"
 )
 
 // requireAdmin lets through requests with the admin token as a Bearer token.
@@ -39,9 +41,9 @@ func (s *Server) handleListEvents(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "failed must be true or false")
 		return
 	}
-	f := EventFilter{Failed: failed, Status: c.Query("status")}
+	f := bridge.EventFilter{Failed: failed, Status: c.Query("status")}
 	switch f.Status {
-	case "", StatusQueued, StatusDone, StatusRefused, StatusFailed:
+	case "", bridge.StatusQueued, bridge.StatusDone, bridge.StatusRefused, bridge.StatusFailed:
 	default:
 		fail(c, http.StatusBadRequest, "status must be queued, done, refused or failed")
 		return
@@ -58,7 +60,7 @@ func (s *Server) handleListEvents(c *gin.Context) {
 		return
 	}
 	if evs == nil {
-		evs = []Event{}
+		evs = []bridge.Event{}
 	}
 	c.JSON(http.StatusOK, gin.H{"events": evs})
 }
@@ -111,9 +113,9 @@ func eventID(c *gin.Context) (int64, bool) {
 
 // adminError answers an admin API failure.
 func (s *Server) adminError(c *gin.Context, err error) {
-	var notRetryable *NotRetryableError
+	var notRetryable *bridge.NotRetryableError
 	switch {
-	case errors.Is(err, ErrNoEvent):
+	case errors.Is(err, bridge.ErrNoEvent):
 		fail(c, http.StatusNotFound, err.Error())
 	case errors.As(err, &notRetryable):
 		fail(c, http.StatusConflict, err.Error())

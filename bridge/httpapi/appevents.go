@@ -1,4 +1,4 @@
-package bridge
+package httpapi
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/highlevel"
 )
 
@@ -17,12 +18,12 @@ import (
 // user. Contact events never create users: an app sees every contact of the
 // location, and a user for every contact is what WP Fusion warns against
 // for global triggers. Creating users stays with workflows (add).
-func appEventAction(eventType string) (Action, bool) {
+func appEventAction(eventType string) (bridge.Action, bool) {
 	switch eventType {
 	case highlevel.EventContactCreate, highlevel.EventContactUpdate:
-		return ActionUpdate, true
+		return bridge.ActionUpdate, true
 	case highlevel.EventContactTagUpdate:
-		return ActionUpdateTags, true
+		return bridge.ActionUpdateTags, true
 	}
 	return "", false
 }
@@ -78,12 +79,12 @@ func (s *Server) handleAppEvent(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "the event's contact id is not a HighLevel contact id")
 		return
 	}
-	req := Request{Action: action, ContactID: ev.ContactID}
+	req := bridge.Request{Action: action, ContactID: ev.ContactID}
 	if s.syncer.PayloadMode() {
 		s.syncer.TakePayload(&req, ev.Contact)
 	}
 	// The webhookId is the delivery's identity: a replay of it inside the
 	// dedupe window is acknowledged without new work.
-	out, err := s.dispatch.Dispatch(c.Request.Context(), req, Delivery{WebhookID: ev.WebhookID})
+	out, err := s.dispatch.Dispatch(c.Request.Context(), req, bridge.Delivery{WebhookID: ev.WebhookID})
 	s.respond(c, req, out, err)
 }

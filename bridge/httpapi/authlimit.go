@@ -1,4 +1,4 @@
-package bridge
+package httpapi
 
 import (
 	"container/list"
@@ -136,6 +136,6 @@ func (s *Server) keyFailed(c *gin.Context, surface string, status int, msg strin
 		c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 		msg = "too many failed access-key attempts from this address; try again later"
 	}
-	s.metrics.authFailure(surface, status)
+	s.metrics.AuthFailure(surface, status)
 	fail(c, status, msg)
 }

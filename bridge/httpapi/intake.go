@@ -1,4 +1,4 @@
-package bridge
+package httpapi
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/highlevel"
 )
 
@@ -95,7 +96,7 @@ func single(q url.Values, name string) (string, error) {
 
 // intake turns one authenticated webhook into a Request and dispatches it.
 func (s *Server) intake(c *gin.Context, q url.Values, actionName, actionParam string) {
-	action, ok := ParseAction(actionName)
+	action, ok := bridge.ParseAction(actionName)
 	if !ok {
 		if actionName == "" {
 			fail(c, http.StatusBadRequest, actionParam+" is required: add, update, update_tags or test")
@@ -113,7 +114,7 @@ func (s *Server) intake(c *gin.Context, q url.Values, actionName, actionParam st
 		}
 		params[name] = v
 	}
-	if action == ActionTest {
+	if action == bridge.ActionTest {
 		c.JSON(http.StatusOK, gin.H{"status": "ok", "action": action, "message": "hlbridge received the test webhook"})
 		return
 	}
@@ -143,7 +144,7 @@ func (s *Server) intake(c *gin.Context, q url.Values, actionName, actionParam st
 			return
 		}
 	}
-	req := Request{Action: action, ContactID: params["contact_id"], Role: params["role"]}
+	req := bridge.Request{Action: action, ContactID: params["contact_id"], Role: params["role"]}
 	if !action.TakesRole() {
 		req.Role = "" // update_tags never changes roles: its role= is ignored (README)
 	}
@@ -170,7 +171,7 @@ func (s *Server) intake(c *gin.Context, q url.Values, actionName, actionParam st
 		fail(c, http.StatusBadRequest, "sync must be true or false")
 		return
 	}
-	if err := s.syncer.requestedRole(req.Role); err != nil {
+	if err := s.syncer.CheckRequestedRole(req.Role); err != nil {
 		fail(c, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
@@ -181,15 +182,15 @@ func (s *Server) intake(c *gin.Context, q url.Values, actionName, actionParam st
 		}
 		s.syncer.TakePayload(&req, wh.Contact)
 	}
-	out, err := s.dispatch.Dispatch(c.Request.Context(), req, Delivery{Wait: wait})
+	out, err := s.dispatch.Dispatch(c.Request.Context(), req, bridge.Delivery{Wait: wait})
 	s.respond(c, req, out, err)
 }
 
 // respond is the one place where an outcome becomes an HTTP answer.
 // Internal details are logged; the caller gets a short, safe reason.
-func (s *Server) respond(c *gin.Context, req Request, out Outcome, err error) {
+func (s *Server) respond(c *gin.Context, req bridge.Request, out bridge.Outcome, err error) {
 	attrs := []slog.Attr{slog.String("action", string(req.Action)), slog.String("contact_id", req.ContactID)}
-	var refused *RefusedError
+	var refused *bridge.RefusedError
 	switch {
 	case err != nil:
 		s.logger.LogAttrs(c, slog.LevelError, "could not accept webhook", append(attrs, slog.String("error", err.Error()))...)
@@ -206,9 +207,9 @@ func (s *Server) respond(c *gin.Context, req Request, out Outcome, err error) {
 	case errors.As(out.Err, &refused):
 		s.logger.LogAttrs(c, slog.LevelWarn, "refused", append(attrs, slog.String("reason", refused.Reason))...)
 		c.JSON(http.StatusUnprocessableEntity, gin.H{"status": "refused", "event_id": out.EventID, "error": refused.Reason})
-	case Retryable(out.Err):
+	case bridge.Retryable(out.Err):
 		s.logger.LogAttrs(c, slog.LevelWarn, "sync failed, retryable", append(attrs, slog.String("error", out.Err.Error()))...)
-		if d, ok := RetryAfter(out.Err); ok {
+		if d, ok := bridge.RetryAfter(out.Err); ok {
 			c.Header("Retry-After", strconv.Itoa(int(d.Seconds()+0.999)))
 		}
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "failed", "event_id": out.EventID,

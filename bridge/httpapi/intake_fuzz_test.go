@@ -1,4 +1,4 @@
-package bridge
+package httpapi
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hlbridge/hlbridge/bridge"
 )
 
 // recordingDispatcher is a Dispatcher that keeps what it is given and
@@ -17,17 +19,25 @@ import (
 // answer 503.
 type recordingDispatcher struct {
 	mu   sync.Mutex
-	reqs []Request
+	reqs []bridge.Request
 }
 
-func (d *recordingDispatcher) Dispatch(_ context.Context, req Request, _ Delivery) (Outcome, error) {
+func (d *recordingDispatcher) Dispatch(_ context.Context, req bridge.Request, _ bridge.Delivery) (bridge.Outcome, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.reqs = append(d.reqs, req)
-	return Outcome{EventID: int64(len(d.reqs))}, nil
+	return bridge.Outcome{EventID: int64(len(d.reqs))}, nil
 }
 
-func (d *recordingDispatcher) take() []Request {
+// unusedUsers and unusedContacts stand in for the doors where the intake
+// never reaches them: the recording dispatcher applies nothing. A call
+// would panic on the nil interface.
+type (
+	unusedUsers    struct{ bridge.Users }
+	unusedContacts struct{ bridge.Contacts }
+)
+
+func (d *recordingDispatcher) take() []bridge.Request {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := d.reqs
@@ -47,10 +57,9 @@ const fuzzKey = "fuzz-access-key-0123456789"
 // work (never test), an allowed role, and in payload mode the contact.
 // Run:
 //
-//	go test ./bridge -run '^$' -fuzz FuzzIntake -fuzztime 2m -fuzzminimizetime 2s
+//	go test ./bridge/httpapi -run '^$' -fuzz FuzzIntake -fuzztime 2m -fuzzminimizetime 2s
 //
-// (TestMain needs the test WordPress, though this target does not use it:
-// set WORDPRESS_TEST_SITE, or run it through ./test.sh.)
+// It needs no WordPress and no database.
 func FuzzIntake(f *testing.F) {
 	for _, s := range []struct {
 		method, target, ct string
@@ -75,16 +84,16 @@ func FuzzIntake(f *testing.F) {
 	servers := map[bool]*Server{}
 	dispatch := &recordingDispatcher{}
 	for _, payload := range []bool{false, true} {
-		var contacts Contacts
+		var contacts bridge.Contacts
 		if !payload {
-			contacts = &fakeContacts{}
+			contacts = unusedContacts{}
 		}
-		syncer, err := NewSyncer(Config{DefaultRole: "subscriber", AllowedRoles: []string{"customer"},
-			TagsMetaKey: "highlevel_tags", ContactIDMetaKey: "highlevel_contact_id"}, newFakeUsers(), contacts, nil)
+		syncer, err := bridge.NewSyncer(bridge.Config{DefaultRole: "subscriber", AllowedRoles: []string{"customer"},
+			TagsMetaKey: "highlevel_tags", ContactIDMetaKey: "highlevel_contact_id"}, unusedUsers{}, contacts, nil)
 		if err != nil {
 			f.Fatal(err)
 		}
-		srv, err := NewServer(ServerConfig{AccessKey: fuzzKey, MaxBodyBytes: 4096}, ServerDeps{Syncer: syncer, Dispatcher: dispatch})
+		srv, err := NewServer(Config{AccessKey: fuzzKey, MaxBodyBytes: 4096}, Deps{Syncer: syncer, Dispatcher: dispatch})
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -129,7 +138,7 @@ func FuzzIntake(f *testing.F) {
 			if !contactIDPattern.MatchString(r.ContactID) {
 				t.Errorf("dispatched contact id %q", r.ContactID)
 			}
-			if a, ok := ParseAction(string(r.Action)); !ok || a == ActionTest {
+			if a, ok := bridge.ParseAction(string(r.Action)); !ok || a == bridge.ActionTest {
 				t.Errorf("dispatched action %q", r.Action)
 			}
 			if r.Role != "" && r.Role != "customer" && r.Role != "subscriber" {

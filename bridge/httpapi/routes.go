@@ -1,4 +1,4 @@
-package bridge
+package httpapi
 
 import (
 	"net/http"
@@ -25,15 +25,15 @@ func (s *Server) routes() {
 
 	// WP Fusion's webhook URL, so a workflow moves over by changing the host:
 	// /?wpf_action=add&access_key=KEY&contact_id={{contact.id}}
-	e.GET("/", s.metrics.countWebhooks, s.handleWPFusion)
-	e.POST("/", s.metrics.countWebhooks, s.handleWPFusion)
+	e.GET("/", s.countWebhooks, s.handleWPFusion)
+	e.POST("/", s.countWebhooks, s.handleWPFusion)
 
 	// HighLevel's signed marketplace app webhooks (ContactUpdate, ...).
-	e.POST("/hooks/highlevel/app", s.metrics.countWebhooks, s.handleAppEvent)
+	e.POST("/hooks/highlevel/app", s.countWebhooks, s.handleAppEvent)
 
 	// The same actions with the key in a header, out of URLs and logs.
-	e.GET("/hooks/highlevel/:action", s.metrics.countWebhooks, s.handleHook)
-	e.POST("/hooks/highlevel/:action", s.metrics.countWebhooks, s.handleHook)
+	e.GET("/hooks/highlevel/:action", s.countWebhooks, s.handleHook)
+	e.POST("/hooks/highlevel/:action", s.countWebhooks, s.handleHook)
 
 	// The operator's view of the queue, with Authorization: Bearer
 	// BRIDGE_ADMIN_TOKEN; absent when no token is configured.

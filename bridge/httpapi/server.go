@@ -1,7 +1,12 @@
-package bridge
+// Package httpapi is hlbridge's HTTP surface, on gin: the webhook intake
+// (WP Fusion's URLs, the /hooks/highlevel/ routes, HighLevel's signed app
+// events), the operator's admin API, /healthz and /metrics, request
+// logging without secrets, and the limit on failed access keys. It turns
+// webhooks into bridge.Requests for a bridge.Dispatcher and shows
+// bridge.Events; it knows nothing of the queue or its store.
+package httpapi
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -11,11 +16,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/metrics"
 	"github.com/hlbridge/hlbridge/highlevel"
 )
 
-// ServerConfig is what the HTTP intake needs to know.
-type ServerConfig struct {
+// Config is what the HTTP surface needs to know.
+type Config struct {
 	// AccessKey is the shared secret of HighLevel's workflow webhooks
 	// (WP Fusion's access_key). Required.
 	AccessKey string
@@ -42,16 +49,16 @@ type ServerConfig struct {
 	AuthFailureBurst      int
 }
 
-// ServerDeps are the parts the HTTP intake works with.
-type ServerDeps struct {
+// Deps are the parts the HTTP surface works with.
+type Deps struct {
 	// Syncer decides what a request may ask for (roles, payload mode).
-	Syncer *Syncer
-	// Dispatcher carries requests out: the Queue.
-	Dispatcher Dispatcher
+	Syncer *bridge.Syncer
+	// Dispatcher carries requests out: the durable queue.
+	Dispatcher bridge.Dispatcher
 	// Events serves the admin API; nil turns it off.
-	Events EventStore
+	Events bridge.Events
 	// Metrics are served at /metrics; nil turns them off.
-	Metrics *Metrics
+	Metrics *metrics.Metrics
 	// AppVerifier checks the signatures of HighLevel's app webhooks; nil
 	// uses HighLevel's published keys.
 	AppVerifier *highlevel.Verifier
@@ -59,23 +66,15 @@ type ServerDeps struct {
 	Logger *slog.Logger
 }
 
-// EventStore is what the admin API needs of the queue.
-type EventStore interface {
-	Events(ctx context.Context, f EventFilter) ([]Event, error)
-	Event(ctx context.Context, id int64) (*Event, error)
-	Retry(ctx context.Context, id int64) error
-	RetryFailed(ctx context.Context) ([]int64, error)
-}
-
 // Server is hlbridge's HTTP surface; see routes.go for the routes.
 type Server struct {
-	cfg         ServerConfig
+	cfg         Config
 	keyHash     [32]byte
 	adminHash   [32]byte
-	syncer      *Syncer
-	dispatch    Dispatcher
-	events      EventStore
-	metrics     *Metrics
+	syncer      *bridge.Syncer
+	dispatch    bridge.Dispatcher
+	events      bridge.Events
+	metrics     *metrics.Metrics
 	appVerifier *highlevel.Verifier
 	authLimit   *failureLimiter
 	logger      *slog.Logger
@@ -83,7 +82,7 @@ type Server struct {
 }
 
 // NewServer returns the HTTP handler of hlbridge.
-func NewServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
+func NewServer(cfg Config, deps Deps) (*Server, error) {
 	switch {
 	case cfg.AccessKey == "":
 		return nil, errors.New("bridge: access key is required")

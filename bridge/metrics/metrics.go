@@ -1,17 +1,21 @@
-package bridge
+// Package metrics holds hlbridge's Prometheus registry and the counters
+// that the queue and the HTTP surface record into, so that both serve one
+// /metrics without importing each other, and the rules (package bridge)
+// stay free of Prometheus. Labels are drawn from small fixed sets
+// (actions, statuses, call names): never an id, a URL or a secret.
+package metrics
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/wordpress"
 )
 
@@ -27,9 +31,9 @@ type Metrics struct {
 	authFailures   *prometheus.CounterVec
 }
 
-// NewMetrics returns a fresh registry with hlbridge's metrics and the Go
+// New returns a fresh registry with hlbridge's metrics and the Go
 // runtime's and process's.
-func NewMetrics() *Metrics {
+func New() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -64,37 +68,28 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// countWebhooks is the middleware of the webhook routes.
-func (m *Metrics) countWebhooks(c *gin.Context) {
-	c.Next()
+// Webhook counts one webhook answered with status; action is an action's
+// name, "app_event" or "invalid".
+func (m *Metrics) Webhook(action string, status int) {
 	if m == nil {
 		return
 	}
-	name := c.Param("action")
-	if name == "" {
-		name = c.Query("wpf_action")
-	}
-	action, ok := ParseAction(name)
-	switch {
-	case c.FullPath() == "/hooks/highlevel/app":
-		action = "app_event"
-	case !ok:
-		action = "invalid"
-	}
-	m.webhooks.WithLabelValues(string(action), strconv.Itoa(c.Writer.Status())).Inc()
+	m.webhooks.WithLabelValues(action, strconv.Itoa(status)).Inc()
 }
 
-// authFailure counts one request refused for its secret. The client's
-// address is deliberately not a label: it would make the series unbounded.
-func (m *Metrics) authFailure(surface string, status int) {
+// AuthFailure counts one request refused for its secret, by surface
+// (workflow, hook, admin) and status. The client's address is deliberately
+// not a label: it would make the series unbounded.
+func (m *Metrics) AuthFailure(surface string, status int) {
 	if m == nil {
 		return
 	}
 	m.authFailures.WithLabelValues(surface, strconv.Itoa(status)).Inc()
 }
 
-// sync records one sync's outcome and duration.
-func (m *Metrics) sync(outcome string, took time.Duration) {
+// Sync records one sync's outcome (done, refused, failed, retry, snoozed)
+// and duration.
+func (m *Metrics) Sync(outcome string, took time.Duration) {
 	if m == nil {
 		return
 	}
@@ -102,9 +97,10 @@ func (m *Metrics) sync(outcome string, took time.Duration) {
 	m.syncSeconds.Observe(took.Seconds())
 }
 
-// queueDepth exports the number of queued events, read from the store when
-// scraped.
-func (m *Metrics) queueDepth(q *Queue) {
+// QueueDepth exports the number of queued events as the gauge
+// hlbridge_events_queued, read from the store with count when scraped: it
+// is given two seconds, and an error shows as -1. Call it once.
+func (m *Metrics) QueueDepth(count func(ctx context.Context) (int64, error)) {
 	if m == nil {
 		return
 	}
@@ -114,9 +110,8 @@ func (m *Metrics) queueDepth(q *Queue) {
 	}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		var n int64
-		if err := q.store.db.QueryRowContext(ctx, q.store.q(`SELECT COUNT(*) FROM hlbridge_event WHERE status = ?`), StatusQueued).Scan(&n); err != nil {
-			q.cfg.Logger.Warn("metrics: count queued events", slog.String("error", err.Error()))
+		n, err := count(ctx)
+		if err != nil {
 			return -1
 		}
 		return float64(n)
@@ -124,7 +119,7 @@ func (m *Metrics) queueDepth(q *Queue) {
 }
 
 // Users wraps u so that every call to WordPress is counted.
-func (m *Metrics) Users(u Users) Users {
+func (m *Metrics) Users(u bridge.Users) bridge.Users {
 	if m == nil {
 		return u
 	}
@@ -132,7 +127,7 @@ func (m *Metrics) Users(u Users) Users {
 }
 
 type countedUsers struct {
-	Users
+	bridge.Users
 	calls *prometheus.CounterVec
 }
 

@@ -1,4 +1,4 @@
-package bridge
+package queue
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hlbridge/hlbridge/bridge"
 )
 
 // The intake commits webhooks in groups: while one transaction runs, the
@@ -29,8 +31,8 @@ const postgresIntakeLanes = 8
 
 // acceptItem is one webhook on its way into the store.
 type acceptItem struct {
-	req  Request
-	d    Delivery
+	req  bridge.Request
+	d    bridge.Delivery
 	done chan struct{}
 
 	id   int64
@@ -103,7 +105,7 @@ func (b *batcher) drain() {
 }
 
 // accept commits one webhook durably and says whether it was a duplicate.
-func (q *Queue) accept(_ context.Context, req Request, d Delivery) (id int64, dup bool, wait chan struct{}, err error) {
+func (q *Queue) accept(_ context.Context, req bridge.Request, d bridge.Delivery) (id int64, dup bool, wait chan struct{}, err error) {
 	it := &acceptItem{req: req, d: d, done: make(chan struct{})}
 	lane := 0
 	if len(q.intake) > 1 {
@@ -224,7 +226,7 @@ func (q *Queue) acceptOne(ctx context.Context, tx *sql.Tx, st *acceptStmts, it *
 	if err != nil {
 		return err
 	}
-	if err := st.insertEvent.QueryRowContext(ctx, now, it.req.ContactID, string(it.req.Action), eventRequest(it.req), seq, StatusQueued).Scan(&it.id); err != nil {
+	if err := st.insertEvent.QueryRowContext(ctx, now, it.req.ContactID, string(it.req.Action), eventRequest(it.req), seq, bridge.StatusQueued).Scan(&it.id); err != nil {
 		return fmt.Errorf("store event: %w", err)
 	}
 	if key != "" {
@@ -244,7 +246,7 @@ func appDeliveryKey(webhookID string) string { return "app:" + webhookID }
 // eventRequest is what an event keeps of its request: the action and its
 // options, never the payload or its password. The payload lives on in the
 // contact's newest known state, which a retry applies.
-func eventRequest(req Request) string {
+func eventRequest(req bridge.Request) string {
 	req.Contact, req.Password = nil, ""
 	b, _ := json.Marshal(req)
 	return string(b)
@@ -253,7 +255,7 @@ func eventRequest(req Request) string {
 // enqueueTx merges req into its contact's pending request, folds its
 // payload (if any) into the contact's newest known state, and makes sure
 // the contact has a job. It returns the contact's new sequence number.
-func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req Request) (int64, error) {
+func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req bridge.Request) (int64, error) {
 	if _, err := st.insertContact.ExecContext(ctx, req.ContactID); err != nil {
 		return 0, fmt.Errorf("store contact: %w", err)
 	}
@@ -280,7 +282,7 @@ func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req 
 		req.Contact = nil
 	}
 	earlier := decodeRequest(pending)
-	mergedJSON, _ := json.Marshal(Merge(earlier, &req))
+	mergedJSON, _ := json.Marshal(bridge.Merge(earlier, &req))
 	seq++
 	if _, err := st.updateContact.ExecContext(ctx, seq, string(mergedJSON), newLatest, req.ContactID); err != nil {
 		return 0, fmt.Errorf("update contact: %w", err)

@@ -1,4 +1,4 @@
-package bridge
+package queue
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/hlbridge/hlbridge/bridge"
 )
 
 // cleanupArgs is the periodic job that keeps the store in order: it makes
@@ -86,7 +88,7 @@ func (q *Queue) Cleanup(ctx context.Context, now time.Time) (deliveries, events 
 	}
 	deliveries, _ = res.RowsAffected()
 	res, err = s.db.ExecContext(ctx, s.q(`DELETE FROM hlbridge_event WHERE status <> ? AND finished_at < ?`),
-		StatusQueued, now.Add(-q.cfg.EventRetention).UnixMilli())
+		bridge.StatusQueued, now.Add(-q.cfg.EventRetention).UnixMilli())
 	if err != nil {
 		return deliveries, 0, fmt.Errorf("clean events: %w", err)
 	}

@@ -1,4 +1,4 @@
-package bridge
+package queue
 
 import (
 	"context"
@@ -7,53 +7,27 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/hlbridge/hlbridge/bridge"
 )
 
-// The states of a stored event.
-const (
-	StatusQueued  = "queued"  // accepted, not yet applied (or being retried)
-	StatusDone    = "done"    // applied
-	StatusRefused = "refused" // refused by rule; retrying will not help
-	StatusFailed  = "failed"  // failed for good, or gave up after its retries
-)
-
-// ErrNoEvent is returned for an unknown event id.
-var ErrNoEvent = errors.New("no such event")
-
-// NotRetryableError is Retry's answer for an event that is queued or done.
-type NotRetryableError struct {
-	ID     int64
-	Status string
-}
-
-func (e *NotRetryableError) Error() string {
-	return fmt.Sprintf("event %d is %s; only failed or refused events are retried", e.ID, e.Status)
-}
-
-// Event is one accepted webhook as the store keeps it.
-type Event struct {
-	ID         int64     `json:"id"`
-	ReceivedAt time.Time `json:"received_at"`
-	ContactID  string    `json:"contact_id"`
-	Action     Action    `json:"action"`
-	Status     string    `json:"status"`
-	Attempts   int       `json:"attempts"`
-	Result     *Result   `json:"result,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	FinishedAt time.Time `json:"finished_at,omitzero"`
-	request    string
+// storedEvent is an event with the request it keeps (the action and its
+// options, see eventRequest), which a retry queues again.
+type storedEvent struct {
+	bridge.Event
+	request string
 }
 
 // outcome is the event seen as the Dispatcher's answer.
-func (e *Event) outcome() Outcome {
-	o := Outcome{Done: e.Status != StatusQueued, EventID: e.ID}
+func (e *storedEvent) outcome() bridge.Outcome {
+	o := bridge.Outcome{Done: e.Status != bridge.StatusQueued, EventID: e.ID}
 	if e.Result != nil {
 		o.Result = *e.Result
 	}
 	switch e.Status {
-	case StatusRefused:
-		o.Err = &RefusedError{Reason: e.Error}
-	case StatusFailed:
+	case bridge.StatusRefused:
+		o.Err = &bridge.RefusedError{Reason: e.Error}
+	case bridge.StatusFailed:
 		o.Err = errors.New(e.Error)
 	}
 	return o
@@ -61,8 +35,8 @@ func (e *Event) outcome() Outcome {
 
 const eventColumns = `id, received_at, contact_id, action, status, attempts, result, error, finished_at, request`
 
-func scanEvent(row interface{ Scan(...any) error }) (*Event, error) {
-	var e Event
+func scanEvent(row interface{ Scan(...any) error }) (*storedEvent, error) {
+	var e storedEvent
 	var received int64
 	var result, errText sql.NullString
 	var finished sql.NullInt64
@@ -75,7 +49,7 @@ func scanEvent(row interface{ Scan(...any) error }) (*Event, error) {
 	}
 	e.Error = errText.String
 	if result.Valid {
-		var r Result
+		var r bridge.Result
 		if json.Unmarshal([]byte(result.String), &r) == nil {
 			e.Result = &r
 		}
@@ -84,33 +58,32 @@ func scanEvent(row interface{ Scan(...any) error }) (*Event, error) {
 }
 
 // Event returns one stored event.
-func (q *Queue) Event(ctx context.Context, id int64) (*Event, error) {
+func (q *Queue) Event(ctx context.Context, id int64) (*bridge.Event, error) {
+	e, err := q.event(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &e.Event, nil
+}
+
+// event returns one stored event with its request.
+func (q *Queue) event(ctx context.Context, id int64) (*storedEvent, error) {
 	e, err := scanEvent(q.store.db.QueryRowContext(ctx, q.store.q(`SELECT `+eventColumns+` FROM hlbridge_event WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("event %d: %w", id, ErrNoEvent)
+		return nil, fmt.Errorf("event %d: %w", id, bridge.ErrNoEvent)
 	}
 	return e, err
 }
 
-// EventFilter selects events for Events.
-type EventFilter struct {
-	// Failed keeps only failed and refused events.
-	Failed bool
-	// Status keeps only events in this state; "" for all.
-	Status string
-	// Limit bounds the answer, newest first; 100 when zero.
-	Limit int
-}
-
 // Events lists stored events, newest first.
-func (q *Queue) Events(ctx context.Context, f EventFilter) ([]Event, error) {
+func (q *Queue) Events(ctx context.Context, f bridge.EventFilter) ([]bridge.Event, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
 	where, args := "", []any{}
 	switch {
 	case f.Failed:
-		where, args = ` WHERE status IN (?, ?)`, []any{StatusFailed, StatusRefused}
+		where, args = ` WHERE status IN (?, ?)`, []any{bridge.StatusFailed, bridge.StatusRefused}
 	case f.Status != "":
 		where, args = ` WHERE status = ?`, []any{f.Status}
 	}
@@ -119,13 +92,13 @@ func (q *Queue) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
 	defer rows.Close()
-	var out []Event
+	var out []bridge.Event
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, *e)
+		out = append(out, e.Event)
 	}
 	return out, rows.Err()
 }
@@ -142,15 +115,15 @@ func (q *Queue) Retry(ctx context.Context, id int64) error {
 	defer tx.Rollback()
 	e, err := scanEvent(tx.QueryRowContext(ctx, s.q(`SELECT `+eventColumns+` FROM hlbridge_event WHERE id = ?`+s.forUpdate()), id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("event %d: %w", id, ErrNoEvent)
+		return fmt.Errorf("event %d: %w", id, bridge.ErrNoEvent)
 	}
 	if err != nil {
 		return err
 	}
-	if e.Status != StatusFailed && e.Status != StatusRefused {
-		return &NotRetryableError{ID: id, Status: e.Status}
+	if e.Status != bridge.StatusFailed && e.Status != bridge.StatusRefused {
+		return &bridge.NotRetryableError{ID: id, Status: e.Status}
 	}
-	var req Request
+	var req bridge.Request
 	if err := json.Unmarshal([]byte(e.request), &req); err != nil {
 		return fmt.Errorf("event %d: stored request unreadable: %w", id, err)
 	}
@@ -163,7 +136,7 @@ func (q *Queue) Retry(ctx context.Context, id int64) error {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE hlbridge_event SET status = ?, seq = ?, result = NULL, error = NULL, finished_at = NULL WHERE id = ?`),
-		StatusQueued, seq, id); err != nil {
+		bridge.StatusQueued, seq, id); err != nil {
 		return fmt.Errorf("requeue event %d: %w", id, err)
 	}
 	return tx.Commit()
@@ -173,7 +146,7 @@ func (q *Queue) Retry(ctx context.Context, id int64) error {
 func (q *Queue) RetryFailed(ctx context.Context) ([]int64, error) {
 	var ids []int64
 	for {
-		evs, err := q.Events(ctx, EventFilter{Failed: true, Limit: 500})
+		evs, err := q.Events(ctx, bridge.EventFilter{Failed: true, Limit: 500})
 		if err != nil {
 			return ids, err
 		}

@@ -1,4 +1,10 @@
-package bridge
+// Package queue is hlbridge's durable delivery: it commits each webhook's
+// request to a store (SQLite, or PostgreSQL shared by several processes)
+// before the intake answers, and syncs each contact in River workers with
+// retries, coalescing, one sync per contact at a time, and the take-over of
+// a dead process's jobs. Its Queue is the bridge.Dispatcher and the
+// bridge.Events of the product; it knows nothing of HTTP.
+package queue
 
 import (
 	"context"
@@ -17,11 +23,13 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/metrics"
 	"github.com/hlbridge/hlbridge/highlevel"
 )
 
-// QueueConfig tunes the durable queue. Zero values take the defaults.
-type QueueConfig struct {
+// Config tunes the durable queue. Zero values take the defaults.
+type Config struct {
 	// Workers is how many contacts are synced at once by this process, and
 	// so how many requests it sends WordPress at once. Default 4.
 	Workers int
@@ -55,10 +63,10 @@ type QueueConfig struct {
 	// Logger receives the queue's and River's log; nil discards.
 	Logger *slog.Logger
 	// Metrics records syncs and exports the queue's depth; nil: none.
-	Metrics *Metrics
+	Metrics *metrics.Metrics
 }
 
-func (c *QueueConfig) defaults() {
+func (c *Config) defaults() {
 	if c.Workers <= 0 {
 		c.Workers = 4
 	}
@@ -113,9 +121,9 @@ func (syncContactArgs) InsertOpts() river.InsertOpts {
 // before the intake answers, and syncs contacts in River workers, with
 // retries, coalescing and one sync per contact at a time.
 type Queue struct {
-	cfg      QueueConfig
+	cfg      Config
 	store    *Store
-	syncer   *Syncer
+	syncer   *bridge.Syncer
 	client   *river.Client[*sql.Tx]
 	complete func(ctx context.Context, tx *sql.Tx, job *river.Job[syncContactArgs]) error
 	waiters  waiters
@@ -127,9 +135,9 @@ type Queue struct {
 	stopWatch, watchDone chan struct{}
 }
 
-// NewQueue returns a queue on store. With a nil syncer it only inserts
+// New returns a queue on store. With a nil syncer it only inserts
 // (for the operator's commands) and must not be started.
-func NewQueue(store *Store, syncer *Syncer, cfg QueueConfig) (*Queue, error) {
+func New(store *Store, syncer *bridge.Syncer, cfg Config) (*Queue, error) {
 	if store == nil {
 		return nil, errors.New("bridge: queue needs a store")
 	}
@@ -183,7 +191,7 @@ func NewQueue(store *Store, syncer *Syncer, cfg QueueConfig) (*Queue, error) {
 	if q.client, err = river.NewClient(store.driver, rc); err != nil {
 		return nil, fmt.Errorf("bridge: queue: %w", err)
 	}
-	cfg.Metrics.queueDepth(q)
+	cfg.Metrics.QueueDepth(q.queued)
 	return q, nil
 }
 
@@ -244,13 +252,13 @@ func (q *Queue) Stop(ctx context.Context) error {
 // whose webhookId was seen within the dedupe window is acknowledged as a
 // duplicate; any other webhook is applied. With
 // d.Wait it then waits, at most SyncWait, for the outcome.
-func (q *Queue) Dispatch(ctx context.Context, req Request, d Delivery) (Outcome, error) {
+func (q *Queue) Dispatch(ctx context.Context, req bridge.Request, d bridge.Delivery) (bridge.Outcome, error) {
 	id, dup, wait, err := q.accept(ctx, req, d)
 	if err != nil || dup {
-		return Outcome{EventID: id, Duplicate: dup}, err
+		return bridge.Outcome{EventID: id, Duplicate: dup}, err
 	}
 	if wait == nil {
-		return Outcome{EventID: id}, nil
+		return bridge.Outcome{EventID: id}, nil
 	}
 	defer q.waiters.forget(id, wait)
 	timer := time.NewTimer(q.cfg.SyncWait)
@@ -262,14 +270,24 @@ func (q *Queue) Dispatch(ctx context.Context, req Request, d Delivery) (Outcome,
 		case <-wait:
 		case <-poll.C:
 		case <-timer.C:
-			return Outcome{EventID: id}, nil
+			return bridge.Outcome{EventID: id}, nil
 		case <-ctx.Done():
-			return Outcome{EventID: id}, nil
+			return bridge.Outcome{EventID: id}, nil
 		}
-		if ev, err := q.Event(ctx, id); err == nil && ev.Status != StatusQueued {
+		if ev, err := q.event(ctx, id); err == nil && ev.Status != bridge.StatusQueued {
 			return ev.outcome(), nil
 		}
 	}
+}
+
+// queued counts the queued events, for the metrics.
+func (q *Queue) queued(ctx context.Context) (int64, error) {
+	var n int64
+	err := q.store.db.QueryRowContext(ctx, q.store.q(`SELECT COUNT(*) FROM hlbridge_event WHERE status = ?`), bridge.StatusQueued).Scan(&n)
+	if err != nil {
+		q.cfg.Logger.Warn("metrics: count queued events", slog.String("error", err.Error()))
+	}
+	return n, err
 }
 
 // decodeContact reads a contact's stored newest state; nil for none.
@@ -284,11 +302,11 @@ func decodeContact(s sql.NullString) *highlevel.Contact {
 	return &c
 }
 
-func decodeRequest(s sql.NullString) *Request {
+func decodeRequest(s sql.NullString) *bridge.Request {
 	if !s.Valid || s.String == "" {
 		return nil
 	}
-	var r Request
+	var r bridge.Request
 	if json.Unmarshal([]byte(s.String), &r) != nil {
 		return nil
 	}

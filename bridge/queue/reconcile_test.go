@@ -1,4 +1,4 @@
-package bridge
+package queue
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/riverqueue/river"
+
+	"github.com/hlbridge/hlbridge/bridge"
 )
 
 // A contact whose job River dropped (here: deleted) gets it back from the
@@ -18,13 +20,13 @@ func TestReconcileRestoresMissingJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	q, err := NewQueue(store, nil, QueueConfig{})
+	q, err := New(store, nil, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"contactA", "contactB"} {
 		for range 3 { // the second and third coalesce without a new job
-			if _, err := q.Dispatch(ctx, Request{Action: ActionUpdate, ContactID: id}, Delivery{}); err != nil {
+			if _, err := q.Dispatch(ctx, bridge.Request{Action: bridge.ActionUpdate, ContactID: id}, bridge.Delivery{}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package bridge
+package queue
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/hlbridge/hlbridge/bridge"
 )
 
 // Recovery of the jobs a dead process was running, without waiting for
@@ -35,7 +37,7 @@ import (
 // bookkeeping: when a paused process resumes, River's completer updates
 // the old row only "if running", which it no longer is. The bridge's own
 // writes are fenced in claim and finish (ownedTx), and WordPress writes by
-// the lease check before each one (fencedUsers).
+// the lease check before each one (bridge.WithWriteFence).
 
 const (
 	// heartbeatInterval is how often a PostgreSQL process renews its lease
@@ -99,7 +101,7 @@ func (l *lease) hold(ctx context.Context) (context.Context, func()) {
 	l.next++
 	l.cancels[id] = cancel
 	l.mu.Unlock()
-	ctx = withFence(ctx, func() error { return l.check(epoch) })
+	ctx = bridge.WithWriteFence(ctx, func() error { return l.check(epoch) })
 	return ctx, func() {
 		l.mu.Lock()
 		delete(l.cancels, id)
@@ -153,7 +155,7 @@ func (l *lease) lapseLocked() {
 
 // leaseLost says whether a sync's failure comes from a lost lease.
 func leaseLost(ctx context.Context, err error) bool {
-	return errors.Is(err, errLeaseLost) || errors.Is(context.Cause(ctx), errLeaseLost) || fenceErr(ctx) != nil
+	return errors.Is(err, errLeaseLost) || errors.Is(context.Cause(ctx), errLeaseLost) || bridge.WriteFenceErr(ctx) != nil
 }
 
 // heartbeat renews the lease of this process in the store.

@@ -1,4 +1,4 @@
-package bridge
+package queue
 
 import (
 	"context"
@@ -19,6 +19,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
+
+	"github.com/hlbridge/hlbridge/bridge"
 )
 
 // Store is the bridge's own database: River's job tables and the bridge's
@@ -296,7 +298,7 @@ func (s *Store) migrateNoNewsDropped(ctx context.Context) error {
 			rows.Close()
 			return fmt.Errorf("migrate store: %w", err)
 		}
-		var req Request
+		var req bridge.Request
 		if json.Unmarshal([]byte(raw), &req) == nil {
 			stripped[id] = eventRequest(req)
 		}

@@ -1,4 +1,4 @@
-package bridge
+package queue
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/wordpress"
 )
 
@@ -46,7 +47,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[syncContactArgs]) 
 	var status, errText string
 	switch {
 	case err == nil:
-		status = StatusDone
+		status = bridge.StatusDone
 		log.Info("synced", slog.Int64("user_id", res.UserID), slog.Bool("created", res.Created), slog.Any("changed", res.Changed))
 		if q.outage.CompareAndSwap(true, false) {
 			// The site is back: the syncs waiting out its outage need not.
@@ -57,20 +58,20 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[syncContactArgs]) 
 	case leaseLost(ctx, err):
 		// Not a failure: the events stay queued for whichever process
 		// holds the job now.
-		q.cfg.Metrics.sync("snoozed", took)
+		q.cfg.Metrics.Sync("snoozed", took)
 		return q.giveUp(contactID, errLeaseLost)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// Shutting down: run again after the next start, no attempt spent.
-		q.cfg.Metrics.sync("snoozed", took)
+		q.cfg.Metrics.Sync("snoozed", took)
 		return river.JobSnooze(0)
-	case errors.Is(err, ErrRefused):
-		status, errText = StatusRefused, refusalReason(err)
+	case errors.Is(err, bridge.ErrRefused):
+		status, errText = bridge.StatusRefused, refusalReason(err)
 		log.Warn("refused", slog.String("reason", errText))
-	case Retryable(err):
-		if wait, ok := RetryAfter(err); ok {
+	case bridge.Retryable(err):
+		if wait, ok := bridge.RetryAfter(err); ok {
 			log.Warn("rate limited, snoozing", slog.Duration("wait", wait))
 			q.noteError(ctx, contactID, claimedSeq, "waiting: "+err.Error())
-			q.cfg.Metrics.sync("snoozed", took)
+			q.cfg.Metrics.Sync("snoozed", took)
 			return river.JobSnooze(wait) // costs no attempt
 		}
 		if outage(err) {
@@ -79,16 +80,16 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[syncContactArgs]) 
 		if job.Attempt < job.MaxAttempts {
 			log.Warn("sync failed, will retry", slog.String("error", err.Error()))
 			q.noteError(ctx, contactID, claimedSeq, err.Error())
-			q.cfg.Metrics.sync("retry", took)
+			q.cfg.Metrics.Sync("retry", took)
 			return err
 		}
-		status, errText = StatusFailed, fmt.Sprintf("gave up after %d attempts: %v", job.Attempt, err)
+		status, errText = bridge.StatusFailed, fmt.Sprintf("gave up after %d attempts: %v", job.Attempt, err)
 		log.Error("sync failed for good", slog.String("error", errText))
 	default:
-		status, errText = StatusFailed, err.Error()
+		status, errText = bridge.StatusFailed, err.Error()
 		log.Error("sync failed", slog.String("error", errText))
 	}
-	q.cfg.Metrics.sync(status, took)
+	q.cfg.Metrics.Sync(status, took)
 	err = q.finish(ctx, job, status, res, errText, err == nil)
 	if errors.Is(err, errNotOwner) {
 		return q.giveUp(contactID, err)
@@ -120,7 +121,7 @@ func outage(err error) bool {
 
 // refusalReason is the reason of a refusal, for the operator.
 func refusalReason(err error) string {
-	var r *RefusedError
+	var r *bridge.RefusedError
 	if errors.As(err, &r) {
 		return r.Reason
 	}
@@ -130,7 +131,7 @@ func refusalReason(err error) string {
 // claim moves the contact's pending request into flight, merged with what
 // a failed earlier attempt left there, and returns it with the sequence
 // number it covers. With nothing to do it completes the job and returns nil.
-func (q *Queue) claim(ctx context.Context, job *river.Job[syncContactArgs]) (*Request, int64, error) {
+func (q *Queue) claim(ctx context.Context, job *river.Job[syncContactArgs]) (*bridge.Request, int64, error) {
 	s := q.store
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -147,7 +148,7 @@ func (q *Queue) claim(ctx context.Context, job *river.Job[syncContactArgs]) (*Re
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, fmt.Errorf("read contact: %w", err)
 	}
-	req := Merge(decodeRequest(inflight), decodeRequest(pending))
+	req := bridge.Merge(decodeRequest(inflight), decodeRequest(pending))
 	if req != nil {
 		// In payload mode the sync applies the contact's newest known state.
 		if c := decodeContact(latest); c != nil {
@@ -168,7 +169,7 @@ func (q *Queue) claim(ctx context.Context, job *river.Job[syncContactArgs]) (*Re
 	// River's count: a snooze (rate limit, a rerun for newer webhooks)
 	// spends no attempt.
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE hlbridge_event SET attempts = ? WHERE contact_id = ? AND status = ? AND seq <= ?`),
-		job.Attempt, job.Args.ContactID, StatusQueued, seq); err != nil {
+		job.Attempt, job.Args.ContactID, bridge.StatusQueued, seq); err != nil {
 		return nil, 0, fmt.Errorf("count attempt: %w", err)
 	}
 	return req, seq, tx.Commit()
@@ -178,7 +179,7 @@ func (q *Queue) claim(ctx context.Context, job *river.Job[syncContactArgs]) (*Re
 // arrived during the run, the job snoozes to run again for them; otherwise
 // it completes in the same transaction, so a webhook committed after it
 // finds no job and inserts a new one.
-func (q *Queue) finish(ctx context.Context, job *river.Job[syncContactArgs], status string, res Result, errText string, ok bool) error {
+func (q *Queue) finish(ctx context.Context, job *river.Job[syncContactArgs], status string, res bridge.Result, errText string, ok bool) error {
 	s := q.store
 	// Record the outcome even if the job's context ran out meanwhile.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -205,7 +206,7 @@ func (q *Queue) finish(ctx context.Context, job *river.Job[syncContactArgs], sta
 	errCol := sql.NullString{String: errText, Valid: errText != ""}
 	rows, err := tx.QueryContext(ctx, s.q(`UPDATE hlbridge_event SET status = ?, result = ?, error = ?, finished_at = ?
 		WHERE contact_id = ? AND status = ? AND seq <= ? RETURNING id`),
-		status, result, errCol, time.Now().UnixMilli(), job.Args.ContactID, StatusQueued, inflightSeq.Int64)
+		status, result, errCol, time.Now().UnixMilli(), job.Args.ContactID, bridge.StatusQueued, inflightSeq.Int64)
 	if err != nil {
 		return fmt.Errorf("record outcome: %w", err)
 	}
@@ -245,13 +246,13 @@ func (q *Queue) finish(ctx context.Context, job *river.Job[syncContactArgs], sta
 // noteError keeps the latest retryable error on the events still waiting,
 // so an operator sees why they wait.
 func (q *Queue) noteError(ctx context.Context, contactID string, seq int64, msg string) {
-	if fenceErr(ctx) != nil {
+	if bridge.WriteFenceErr(ctx) != nil {
 		return // the job may be another process's now
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := q.store.db.ExecContext(ctx, q.store.q(`UPDATE hlbridge_event SET error = ? WHERE contact_id = ? AND status = ? AND seq <= ?`),
-		msg, contactID, StatusQueued, seq); err != nil {
+		msg, contactID, bridge.StatusQueued, seq); err != nil {
 		q.cfg.Logger.Warn("could not note error on events", slog.String("error", err.Error()))
 	}
 }
