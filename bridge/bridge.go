@@ -109,7 +109,7 @@ func NewSyncer(cfg Config, users Users, contacts Contacts, logger *slog.Logger) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	// Every write goes through the sync's fence (see withFence).
+	// Every write goes through the sync's fence (see WithWriteFence).
 	users = fencedUsers{users}
 	if contacts != nil {
 		contacts = fencedContacts{contacts}
@@ -225,8 +225,10 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
-// requestedRole checks the role a request asks for; "" means none.
-func (s *Syncer) requestedRole(role string) error {
+// CheckRequestedRole refuses (a *RefusedError) a role= that a webhook may
+// not give; "" (no role asked for) passes. The intake checks it before
+// accepting a webhook, and Apply again before applying one.
+func (s *Syncer) CheckRequestedRole(role string) error {
 	if role != "" && !s.RoleAllowed(role) {
 		return refuse("role %q is not allowed (allowed: %s)", role, strings.Join(s.cfg.AllowedRoles, ", "))
 	}

@@ -10,18 +10,18 @@ import (
 // fenceKey carries a sync's write fence in its context.
 type fenceKey struct{}
 
-// withFence returns ctx with check, which every write to WordPress (and
-// the password written back to HighLevel) calls first: a non-nil error
-// stops the write. The queue uses it for its lease, so that a process
-// resumed after its jobs were taken over writes nothing more for them.
-// Checking before each write is deterministic, where a cancelled context
-// would race a timer against the write.
-func withFence(ctx context.Context, check func() error) context.Context {
+// WithWriteFence returns ctx with check, which every write to WordPress
+// (and the password written back to HighLevel) calls first: a non-nil
+// error stops the write. The queue uses it for its lease, so that a
+// process resumed after its jobs were taken over writes nothing more for
+// them. Checking before each write is deterministic, where a cancelled
+// context would race a timer against the write.
+func WithWriteFence(ctx context.Context, check func() error) context.Context {
 	return context.WithValue(ctx, fenceKey{}, check)
 }
 
-// fenceErr runs ctx's fence, if any.
-func fenceErr(ctx context.Context) error {
+// WriteFenceErr runs ctx's write fence, if any: nil means writes may go on.
+func WriteFenceErr(ctx context.Context) error {
 	if check, ok := ctx.Value(fenceKey{}).(func() error); ok {
 		return check()
 	}
@@ -32,28 +32,28 @@ func fenceErr(ctx context.Context) error {
 type fencedUsers struct{ Users }
 
 func (u fencedUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
-	if err := fenceErr(ctx); err != nil {
+	if err := WriteFenceErr(ctx); err != nil {
 		return nil, err
 	}
 	return u.Users.CreateUser(ctx, nu)
 }
 
 func (u fencedUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
-	if err := fenceErr(ctx); err != nil {
+	if err := WriteFenceErr(ctx); err != nil {
 		return nil, err
 	}
 	return u.Users.UpdateUser(ctx, id, up)
 }
 
 func (u fencedUsers) SetMeta(ctx context.Context, id int64, values map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error) {
-	if err := fenceErr(ctx); err != nil {
+	if err := WriteFenceErr(ctx); err != nil {
 		return nil, err
 	}
 	return u.Users.SetMeta(ctx, id, values)
 }
 
 func (u fencedUsers) SendPendingNotification(ctx context.Context, id int64, who wordpress.Notify, flag string) (bool, error) {
-	if err := fenceErr(ctx); err != nil {
+	if err := WriteFenceErr(ctx); err != nil {
 		return false, err
 	}
 	return u.Users.SendPendingNotification(ctx, id, who, flag)
@@ -63,7 +63,7 @@ func (u fencedUsers) SendPendingNotification(ctx context.Context, id int64, who 
 type fencedContacts struct{ Contacts }
 
 func (c fencedContacts) UpdateCustomFields(ctx context.Context, contactID string, fields []highlevel.FieldWrite) error {
-	if err := fenceErr(ctx); err != nil {
+	if err := WriteFenceErr(ctx); err != nil {
 		return err
 	}
 	return c.Contacts.UpdateCustomFields(ctx, contactID, fields)

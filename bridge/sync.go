@@ -89,7 +89,7 @@ func (s *Syncer) Apply(ctx context.Context, req Request) (Result, error) {
 	if !req.Action.TakesRole() {
 		req.Role = "" // update_tags never changes roles, also when stored with one
 	}
-	if err := s.requestedRole(req.Role); err != nil {
+	if err := s.CheckRequestedRole(req.Role); err != nil {
 		return Result{}, err
 	}
 	defer s.locks.lock(req.ContactID)()

@@ -1,7 +1,6 @@
 package highlevel_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/hlbridge/hlbridge/highlevel"
 	"github.com/hlbridge/hlbridge/highlevel/highleveltest"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 )
 
 // testBundle is what most tests need: a fake HighLevel, a client pointed at
@@ -22,14 +22,14 @@ type testBundle struct {
 	srv    *highleveltest.Server
 	client *highlevel.Client
 	clock  *fakeClock
-	logs   *syncBuffer
+	logs   *testkit.LogBuffer
 }
 
 // setup starts a fake and a client for it; mutate tweaks the config.
 func setup(t *testing.T, mutate ...func(*highlevel.Config)) *testBundle {
 	t.Helper()
 	srv := highleveltest.New(t)
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	cfg := srv.Config()
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for _, m := range mutate {
@@ -71,23 +71,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestNewValidatesConfig(t *testing.T) {

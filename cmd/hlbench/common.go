@@ -30,6 +30,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/httpapi"
+	"github.com/hlbridge/hlbridge/bridge/queue"
 	"github.com/hlbridge/hlbridge/highlevel"
 	"github.com/hlbridge/hlbridge/wordpress"
 )
@@ -162,16 +164,16 @@ func noopHandler() http.Handler {
 // bridgeParts are what newBridge wires together, as cmd/hlbridge does.
 type bridgeParts struct {
 	Key    string
-	Store  *bridge.Store
-	Queue  *bridge.Queue
-	Server *bridge.Server
+	Store  *queue.Store
+	Queue  *queue.Queue
+	Server *httpapi.Server
 	Syncer *bridge.Syncer
 }
 
 // newBridge wires the bridge as cmd/hlbridge's serve does, on the store
 // dsn, with users and contacts (nil contacts: payload mode). The queue is
 // not started.
-func newBridge(ctx context.Context, dsn string, users bridge.Users, contacts bridge.Contacts, qc bridge.QueueConfig) (*bridgeParts, error) {
+func newBridge(ctx context.Context, dsn string, users bridge.Users, contacts bridge.Contacts, qc queue.Config) (*bridgeParts, error) {
 	fieldMap, err := bridge.ParseFieldMap("first_name=firstName,last_name=lastName") // BRIDGE_FIELD_MAP's default
 	if err != nil {
 		return nil, err
@@ -181,18 +183,18 @@ func newBridge(ctx context.Context, dsn string, users bridge.Users, contacts bri
 	if err != nil {
 		return nil, err
 	}
-	store, err := bridge.OpenStore(ctx, dsn)
+	store, err := queue.OpenStore(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
-	q, err := bridge.NewQueue(store, syncer, qc)
+	q, err := queue.New(store, syncer, qc)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
 	p := &bridgeParts{Key: "key-" + randomHex(12), Store: store, Queue: q, Syncer: syncer}
-	if p.Server, err = bridge.NewServer(bridge.ServerConfig{AccessKey: p.Key},
-		bridge.ServerDeps{Syncer: syncer, Dispatcher: q, Events: q}); err != nil {
+	if p.Server, err = httpapi.NewServer(httpapi.Config{AccessKey: p.Key},
+		httpapi.Deps{Syncer: syncer, Dispatcher: q, Events: q}); err != nil {
 		store.Close()
 		return nil, err
 	}
@@ -215,7 +217,7 @@ func intakeOnlyBridge(ctx context.Context, dsn string, payload bool) (*bridgePar
 		}
 		contacts = hl
 	}
-	return newBridge(ctx, dsn, wp, contacts, bridge.QueueConfig{Logger: slog.New(slog.DiscardHandler)})
+	return newBridge(ctx, dsn, wp, contacts, queue.Config{Logger: slog.New(slog.DiscardHandler)})
 }
 
 // --- stores --------------------------------------------------------------

@@ -17,10 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/bridgetest"
+	"github.com/hlbridge/hlbridge/bridge/queue"
 	"github.com/hlbridge/hlbridge/highlevel"
 	"github.com/hlbridge/hlbridge/highlevel/highleveltest"
 	"github.com/hlbridge/hlbridge/wordpress"
@@ -155,56 +156,6 @@ func startSite(ctx context.Context) (string, func(), error) {
 	return dir, stop, nil
 }
 
-// countingUsers counts the calls the bridge makes to WordPress.
-type countingUsers struct {
-	bridge.Users
-	reads, creates, updates, metas, notifications atomic.Int64
-}
-
-func (c *countingUsers) writes() int64 {
-	return c.creates.Load() + c.updates.Load() + c.metas.Load() + c.notifications.Load()
-}
-
-func (c *countingUsers) UserByID(ctx context.Context, id int64) (*wordpress.User, error) {
-	c.reads.Add(1)
-	return c.Users.UserByID(ctx, id)
-}
-
-func (c *countingUsers) UserByEmail(ctx context.Context, email string) (*wordpress.User, error) {
-	c.reads.Add(1)
-	return c.Users.UserByEmail(ctx, email)
-}
-
-func (c *countingUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64, error) {
-	c.reads.Add(1)
-	return c.Users.UsersByMeta(ctx, key, value)
-}
-
-func (c *countingUsers) Meta(ctx context.Context, id int64, keys ...string) (map[string]wordpress.MetaValue, error) {
-	c.reads.Add(1)
-	return c.Users.Meta(ctx, id, keys...)
-}
-
-func (c *countingUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
-	c.creates.Add(1)
-	return c.Users.CreateUser(ctx, nu)
-}
-
-func (c *countingUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
-	c.updates.Add(1)
-	return c.Users.UpdateUser(ctx, id, up)
-}
-
-func (c *countingUsers) SetMeta(ctx context.Context, id int64, v map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error) {
-	c.metas.Add(1)
-	return c.Users.SetMeta(ctx, id, v)
-}
-
-func (c *countingUsers) SendPendingNotification(ctx context.Context, id int64, who wordpress.Notify, flag string) (bool, error) {
-	c.notifications.Add(1)
-	return c.Users.SendPendingNotification(ctx, id, who, flag)
-}
-
 // drainResult is what one storm showed.
 type drainResult struct {
 	mode                          string
@@ -237,7 +188,7 @@ func drainOnce(ctx context.Context, s *site, mode string, o drainOpts) (*drainRe
 	if err != nil {
 		return nil, fmt.Errorf("WordPress at %s: %w", s.url, err)
 	}
-	users := &countingUsers{Users: wp}
+	users := &bridgetest.CountingUsers{Users: wp}
 	g := newWebhooks("", "", o.contacts)
 
 	var fake *highleveltest.Server
@@ -258,7 +209,7 @@ func drainOnce(ctx context.Context, s *site, mode string, o drainOpts) (*drainRe
 		return nil, err
 	}
 	defer removeStore()
-	b, err := newBridge(ctx, dsn, users, contacts, bridge.QueueConfig{Workers: o.wpConcurrency})
+	b, err := newBridge(ctx, dsn, users, contacts, queue.Config{Workers: o.wpConcurrency})
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +295,7 @@ feed:
 		}
 		if time.Since(lastReport) > 15*time.Second {
 			progress("%s mode: draining, %s; WordPress writes %d, HighLevel calls %d", mode,
-				time.Since(start).Round(time.Second), users.writes(), hlCount(fake))
+				time.Since(start).Round(time.Second), users.Writes(), hlCount(fake))
 			lastReport = time.Now()
 		}
 		select {
@@ -358,8 +309,8 @@ feed:
 	res.storm, res.pageErrs, res.pageStatus = smp.cut()
 	progress("%s mode: drained in %s", mode, res.drainedIn.Round(time.Millisecond))
 
-	res.creates, res.updates, res.metas, res.nots = users.creates.Load(), users.updates.Load(), users.metas.Load(), users.notifications.Load()
-	res.writes, res.reads = users.writes(), users.reads.Load()
+	res.creates, res.updates, res.metas, res.nots = users.Creates.Load(), users.Updates.Load(), users.Metas.Load(), users.Notifications.Load()
+	res.writes, res.reads = users.Writes(), users.Reads.Load()
 	if fake != nil {
 		for _, r := range fake.Requests() {
 			res.hlCalls++

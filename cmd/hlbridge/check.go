@@ -18,6 +18,7 @@ import (
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite", for the store's write probe
 
 	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/queue"
 	"github.com/hlbridge/hlbridge/highlevel"
 	"github.com/hlbridge/hlbridge/wordpress"
 )
@@ -259,7 +260,7 @@ func checkStore(ctx context.Context, dsn string) checkLine {
 		}
 	}
 	fix := "check BRIDGE_DATABASE, and that this user may write the file and its folder (SQLite) or the database (PostgreSQL)"
-	store, err := bridge.OpenStore(ctx, dsn)
+	store, err := queue.OpenStore(ctx, dsn)
 	if err != nil {
 		return checkLine{what: fmt.Sprintf("store %s: %v", name, err), fix: fix}
 	}

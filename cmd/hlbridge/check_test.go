@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 )
 
 // command runs an hlbridge command with this world's full environment
@@ -62,7 +63,7 @@ func TestCheckGoodSetup(t *testing.T) {
 func TestCheckFaults(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "")
-	login := "editor-" + strings.ToLower(randomID(10))
+	login := "editor-" + strings.ToLower(testkit.RandomID(10))
 	_, editorPassword := site.CreateUserWithAppPassword(t, login, "editor")
 	noCompanion := companionlessProxy(t, site.URL)
 	tests := []struct {

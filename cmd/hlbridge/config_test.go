@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hlbridge/hlbridge/internal/testkit"
 )
 
 // Secrets the configuration tests pass in; no error message may repeat them.
@@ -160,7 +162,7 @@ func TestStartupFailures(t *testing.T) {
 				list = append(list, k+"="+v)
 			}
 			start := time.Now()
-			r := runCLI(t, list, func(*syncBuffer) {})
+			r := runCLI(t, list, func(*testkit.LogBuffer) {})
 			out := r.stdout + r.stderr
 			if r.code != 1 {
 				t.Fatalf("exit status %d, want 1; output:\n%s", r.code, tail(out, 20))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/queue"
 )
 
 // runEvents is "hlbridge events list|retry": the operator's view of the
@@ -25,12 +26,12 @@ func runEvents(ctx context.Context, args []string, getenv func(string) string, s
 	if dsn == "" {
 		dsn = "hlbridge.db"
 	}
-	open := func() (*bridge.Queue, func(), error) {
-		store, err := bridge.OpenStore(ctx, dsn)
+	open := func() (*queue.Queue, func(), error) {
+		store, err := queue.OpenStore(ctx, dsn)
 		if err != nil {
 			return nil, nil, err
 		}
-		q, err := bridge.NewQueue(store, nil, bridge.QueueConfig{})
+		q, err := queue.New(store, nil, queue.Config{})
 		if err != nil {
 			store.Close()
 			return nil, nil, err

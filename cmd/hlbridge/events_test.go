@@ -11,6 +11,7 @@ import (
 
 	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 	"github.com/hlbridge/hlbridge/wordpress/wordpresstest"
 )
 
@@ -23,8 +24,8 @@ func TestEventsCommands(t *testing.T) {
 	w := newWorld(t, "")
 	p := w.start("bridge")
 	client := &http.Client{Timeout: 30 * time.Second}
-	late := highlevel.Contact{ID: randomID(20), FirstName: "Late", Email: wordpresstest.UniqueEmail(t)}
-	later := highlevel.Contact{ID: randomID(20), FirstName: "Later", Email: wordpresstest.UniqueEmail(t)}
+	late := highlevel.Contact{ID: testkit.RandomID(20), FirstName: "Late", Email: wordpresstest.UniqueEmail(t)}
+	later := highlevel.Contact{ID: testkit.RandomID(20), FirstName: "Later", Email: wordpresstest.UniqueEmail(t)}
 	ids := map[string]int64{}
 	for _, c := range []highlevel.Contact{late, later} {
 		status, r, err := w.webhook(client, p.url, "add", c.ID, 0)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -19,8 +18,10 @@ import (
 	"time"
 
 	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/queue"
 	"github.com/hlbridge/hlbridge/highlevel"
 	"github.com/hlbridge/hlbridge/highlevel/highleveltest"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 	"github.com/hlbridge/hlbridge/wordpress"
 	"github.com/hlbridge/hlbridge/wordpress/wordpresstest"
 )
@@ -42,16 +43,16 @@ type world struct {
 	wp    *wordpress.Client // the test's own client, for checks
 
 	mu      sync.Mutex
-	outputs []*syncBuffer
-	store   *bridge.Store
-	queue   *bridge.Queue // insert-only, on the store, for reading events
+	outputs []*testkit.LogBuffer
+	store   *queue.Store
+	queue   *queue.Queue // insert-only, on the store, for reading events
 }
 
 // newWorld makes a world with a fresh fake HighLevel (rate limiting off:
 // it has its own tests) and the store dsn ("" for a SQLite file in a temp dir).
 func newWorld(t *testing.T, dsn string) *world {
 	t.Helper()
-	w := &world{t: t, key: "key-" + randomID(24), dsn: dsn}
+	w := &world{t: t, key: "key-" + testkit.RandomID(24), dsn: dsn}
 	// Registered first, so it runs last: after every process is gone.
 	t.Cleanup(w.checkNoSecrets)
 	if w.dsn == "" {
@@ -121,7 +122,7 @@ func (w *world) cli(args ...string) cliResult {
 }
 
 // track adds an output buffer to those checked for secrets.
-func (w *world) track(b *syncBuffer) {
+func (w *world) track(b *testkit.LogBuffer) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.outputs = append(w.outputs, b)
@@ -232,18 +233,18 @@ func (w *world) webhook(client *http.Client, base, action, contactID string, n i
 
 // storeQueue opens the world's store in the test process, once, to read
 // its events (an insert-only queue: no workers).
-func (w *world) storeQueue() *bridge.Queue {
+func (w *world) storeQueue() *queue.Queue {
 	w.t.Helper()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.queue != nil {
 		return w.queue
 	}
-	store, err := bridge.OpenStore(context.Background(), w.dsn)
+	store, err := queue.OpenStore(context.Background(), w.dsn)
 	if err != nil {
 		w.t.Fatalf("open the store: %v", err)
 	}
-	q, err := bridge.NewQueue(store, nil, bridge.QueueConfig{})
+	q, err := queue.New(store, nil, queue.Config{})
 	if err != nil {
 		store.Close()
 		w.t.Fatal(err)
@@ -526,15 +527,4 @@ func (s *storm) unsent() int {
 		n += s.perContact - next
 	}
 	return n
-}
-
-// randomID returns n random letters and digits.
-func randomID(n int) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	b := make([]byte, n)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }

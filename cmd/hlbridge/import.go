@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/queue"
 	"github.com/hlbridge/hlbridge/highlevel"
 )
 
@@ -221,12 +222,12 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintf(stdout, "resuming the import started %s: %d contacts queued so far (progress in %s)\n",
 			st.StartedAt.Local().Format(time.DateTime), st.Queued, path)
 	}
-	store, err := bridge.OpenStore(ctx, cfg.Database)
+	store, err := queue.OpenStore(ctx, cfg.Database)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	queue, err := bridge.NewQueue(store, nil, bridge.QueueConfig{})
+	queue, err := queue.New(store, nil, queue.Config{})
 	if err != nil {
 		return err
 	}
@@ -277,7 +278,7 @@ func (im *importer) page(ctx context.Context, after []any) (*highlevel.ContactPa
 }
 
 // run queues every contact after st's cursor, saving the cursor as it goes.
-func (im *importer) run(ctx context.Context, queue *bridge.Queue, st *importState, path string) error {
+func (im *importer) run(ctx context.Context, queue *queue.Queue, st *importState, path string) error {
 	im.progress.begin(st.Queued)
 	lastSave := time.Now()
 	for {

@@ -15,6 +15,7 @@ import (
 	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/highlevel"
 	"github.com/hlbridge/hlbridge/highlevel/highleveltest"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 	"github.com/hlbridge/hlbridge/wordpress/wordpresstest"
 )
 
@@ -87,7 +88,7 @@ func TestImportResumesAfterInterrupt(t *testing.T) {
 	// First run: cancelled (as Ctrl-C does) once about half is queued.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testkit.LogBuffer{}, &testkit.LogBuffer{}
 	w.track(stdout)
 	w.track(stderr)
 	errc := make(chan error, 1)
@@ -122,7 +123,7 @@ func TestImportResumesAfterInterrupt(t *testing.T) {
 	}
 
 	// Second run: resumes, does not start over.
-	stdout2 := &syncBuffer{}
+	stdout2 := &testkit.LogBuffer{}
 	w.track(stdout2)
 	if err := run(context.Background(), args, getenv, stdout2, stderr); err != nil {
 		t.Fatalf("the resumed import: %v\n%s", err, stdout2)

@@ -24,7 +24,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/bridge/httpapi"
+	"github.com/hlbridge/hlbridge/bridge/metrics"
+	"github.com/hlbridge/hlbridge/bridge/queue"
 )
 
 func main() {
@@ -87,7 +89,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	wp := d.wp
 	// The store first: a second server on the same SQLite file stops here,
 	// naming the process that holds it, before it has done anything.
-	store, err := bridge.OpenStore(ctx, cfg.Database)
+	store, err := queue.OpenStore(ctx, cfg.Database)
 	if err != nil {
 		return err
 	}
@@ -107,8 +109,8 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	if d.hl == nil {
 		logger.Info("no HIGHLEVEL_TOKEN: payload mode, contacts come from webhook bodies")
 	}
-	metrics := bridge.NewMetrics()
-	syncer, err := newSyncer(cfg, metrics.Users(wp), d, logger)
+	counters := metrics.New()
+	syncer, err := newSyncer(cfg, counters.Users(wp), d, logger)
 	if err != nil {
 		return err
 	}
@@ -122,27 +124,27 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		return fmt.Errorf("BRIDGE_DEFAULT_ROLE / BRIDGE_ALLOWED_ROLES: %w", err)
 	}
 
-	queue, err := bridge.NewQueue(store, syncer, bridge.QueueConfig{
+	q, err := queue.New(store, syncer, queue.Config{
 		Workers: cfg.WordPressConcurrency, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.MaxAttempts,
-		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, EventRetention: cfg.EventRetention, SyncWait: cfg.SyncWait, Logger: logger, Metrics: metrics,
+		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, EventRetention: cfg.EventRetention, SyncWait: cfg.SyncWait, Logger: logger, Metrics: counters,
 	})
 	if err != nil {
 		return err
 	}
 	// Not ctx: cancelling River's start context stops it abruptly, cutting
-	// running syncs off. Shutdown goes through queue.Stop below instead.
-	if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
+	// running syncs off. Shutdown goes through q.Stop below instead.
+	if err := q.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start queue: %w", err)
 	}
 	// WordPress has just answered: the syncs waiting out its outage's
 	// backoff need not wait any longer.
-	if _, err := queue.BringForward(ctx); err != nil {
+	if _, err := q.BringForward(ctx); err != nil {
 		logger.Warn("bring retries forward", slog.String("error", err.Error()))
 	}
-	srv, err := bridge.NewServer(
-		bridge.ServerConfig{AccessKey: cfg.AccessKey, SyncByDefault: cfg.SyncByDefault, AdminToken: cfg.AdminToken,
+	srv, err := httpapi.NewServer(
+		httpapi.Config{AccessKey: cfg.AccessKey, SyncByDefault: cfg.SyncByDefault, AdminToken: cfg.AdminToken,
 			LocationID: cfg.HighLevelLocationID, TrustedProxies: cfg.TrustedProxies},
-		bridge.ServerDeps{Syncer: syncer, Dispatcher: queue, Events: queue, Metrics: metrics, AppVerifier: cfg.appVerifier, Logger: logger})
+		httpapi.Deps{Syncer: syncer, Dispatcher: q, Events: q, Metrics: counters, AppVerifier: cfg.appVerifier, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -164,7 +166,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	if err := hs.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Warn("HTTP shutdown", slog.String("error", err.Error()))
 	}
-	if err := queue.Stop(shutCtx); err != nil {
+	if err := q.Stop(shutCtx); err != nil {
 		logger.Warn("queue shutdown", slog.String("error", err.Error()))
 	}
 	logger.Info("stopped")

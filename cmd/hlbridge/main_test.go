@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,11 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hlbridge/hlbridge/internal/testkit"
 	"github.com/hlbridge/hlbridge/wordpress/wordpresstest"
 )
 
@@ -76,8 +75,8 @@ func buildBinary(dir string) (string, error) {
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	url    string      // http://127.0.0.1:PORT
-	logs   *syncBuffer // its stderr: the JSON log
+	url    string             // http://127.0.0.1:PORT
+	logs   *testkit.LogBuffer // its stderr: the JSON log
 	exited chan struct{}
 	err    error // Wait's answer, once exited is closed
 }
@@ -86,7 +85,7 @@ type proc struct {
 // from the test's environment) plus BRIDGE_ADDR on a free loopback port, and
 // waits until it answers /healthz. A port taken meanwhile by another test is
 // retried on a new one. The process is killed when the test ends.
-func startBinary(t *testing.T, name string, env []string, output func(*syncBuffer)) *proc {
+func startBinary(t *testing.T, name string, env []string, output func(*testkit.LogBuffer)) *proc {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
 		p := launch(t, name, env, output)
@@ -102,10 +101,10 @@ func startBinary(t *testing.T, name string, env []string, output func(*syncBuffe
 }
 
 // launch starts hlbridge serve as startBinary does, without waiting.
-func launch(t *testing.T, name string, env []string, output func(*syncBuffer)) *proc {
+func launch(t *testing.T, name string, env []string, output func(*testkit.LogBuffer)) *proc {
 	t.Helper()
 	addr := freeAddr(t)
-	p := &proc{name: name, url: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{name: name, url: "http://" + addr, logs: &testkit.LogBuffer{}, exited: make(chan struct{})}
 	output(p.logs)
 	p.cmd = exec.Command(binary)
 	p.cmd.Env = append(append([]string{}, env...), "BRIDGE_ADDR="+addr)
@@ -189,13 +188,13 @@ type cliResult struct {
 }
 
 // runCLI runs the binary with args and exactly env, bounded to 60 s.
-func runCLI(t *testing.T, env []string, output func(*syncBuffer), args ...string) cliResult {
+func runCLI(t *testing.T, env []string, output func(*testkit.LogBuffer), args ...string) cliResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = env
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testkit.LogBuffer{}, &testkit.LogBuffer{}
 	output(stdout)
 	output(stderr)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -222,24 +221,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // tail returns the last n lines of s.

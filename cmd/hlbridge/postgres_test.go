@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hlbridge/hlbridge/internal/testkit"
 )
 
 // envPostgres names a PostgreSQL server for the tests (the project's
@@ -82,7 +84,7 @@ func postgresDB(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := "hlbridge_cmd_" + strings.ToLower(randomID(8))
+	name := "hlbridge_cmd_" + strings.ToLower(testkit.RandomID(8))
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
 		admin.Close()
 		t.Fatalf("create database on %s: %v", u.Redacted(), err)

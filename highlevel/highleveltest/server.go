@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 )
 
 // HighLevel's published limits, the fake's defaults.
@@ -89,7 +90,7 @@ func New(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{
 		Token:          "pit-" + randomHex(16),
-		LocationID:     randomID(),
+		LocationID:     testkit.RandomID(20),
 		t:              t,
 		contacts:       make(map[string]*highlevel.Contact),
 		burst:          DefaultBurst,
@@ -122,7 +123,7 @@ func (s *Server) PutContact(c highlevel.Contact) highlevel.Contact {
 	defer s.mu.Unlock()
 	stored := cloneContact(c)
 	if stored.ID == "" {
-		stored.ID = randomID()
+		stored.ID = testkit.RandomID(20)
 	}
 	if stored.LocationID == "" {
 		stored.LocationID = s.LocationID
@@ -177,7 +178,7 @@ func (s *Server) AddCustomField(f highlevel.CustomField) highlevel.CustomField {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if f.ID == "" {
-		f.ID = randomID()
+		f.ID = testkit.RandomID(20)
 	}
 	if f.FieldKey == "" {
 		f.FieldKey = keyFromName(f.Name)
@@ -373,18 +374,6 @@ func keyFromName(name string) string {
 
 // timestamp formats t the way HighLevel does: "2026-08-04T14:53:09.703Z".
 func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
-const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-// randomID returns a 20-character id shaped like HighLevel's.
-func randomID() string {
-	b := make([]byte, 20)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
-	}
-	return string(b)
-}
 
 func randomHex(n int) string {
 	b := make([]byte, n)

@@ -23,7 +23,8 @@
 #   WP_TEST_DB_PASSWORD  a fresh, uniquely named database is created there and
 #                        stop.sh drops it
 #   WP_TEST_OWNER_PID    when this process exits, the site is stopped and DIR
-#                        removed (a watchdog, so a killed test run leaks nothing)
+#                        removed (a watchdog, started before anything else, so
+#                        a killed test run leaks nothing, even mid-start)
 #   WP_TEST_WAIT_SECONDS how long to wait for MariaDB and PHP to answer (90)
 #   WP_TEST_MULTISITE    1: make the site the main site of a multisite network
 #                        (subdirectory sites, "admin" its super admin; see
@@ -149,6 +150,28 @@ start_group() {
 	last_pid=$pid
 }
 
+# start_watchdog starts, when WP_TEST_OWNER_PID is set, the process that runs
+# stop.sh DIR once the owner has exited, however it exits (kill -9 included),
+# also while this script still builds the site. The owner is known by its pid
+# and its start time: pids are reused (pid_max is often 32768), and a watchdog
+# that took a newer process for its owner would keep the site forever.
+start_watchdog() {
+	[[ -n ${WP_TEST_OWNER_PID:-} ]] || return 0
+	local line fields
+	read -r line 2>/dev/null </proc/"$WP_TEST_OWNER_PID"/stat ||
+		die "WP_TEST_OWNER_PID=$WP_TEST_OWNER_PID is not a running process"
+	read -r -a fields <<<"${line##*) }"
+	# $1 owner pid, $2 its start time (field 22 of /proc/PID/stat, the 20th
+	# after the command), $3 stop.sh, $4 DIR. A zombie owner has exited.
+	# shellcheck disable=SC2016 # positional parameters of the inner bash
+	start_group bash -c 'while read -r l 2>/dev/null </proc/"$1"/stat; do
+	read -r -a f <<<"${l##*) }"
+	[[ ${f[0]} != Z && ${f[19]} == "$2" ]] || break
+	sleep 1
+done
+exec "$3" "$4"' watchdog "$WP_TEST_OWNER_PID" "${fields[19]}" "$here/stop.sh" "$dir" >/dev/null 2>&1
+}
+
 # ---------------------------------------------------------------------------
 # Cleanup on failure.
 # ---------------------------------------------------------------------------
@@ -224,6 +247,7 @@ fi
 chmod 700 "$dir"
 : >"$dir/pids"
 log "building a WordPress in $dir"
+start_watchdog
 
 # The site is a copy of Debian's WordPress, made while the database starts. The
 # package has symlinks (wp-config.php and .htaccess into /etc/wordpress, libraries
@@ -418,13 +442,6 @@ define('BLOG_ID_CURRENT_SITE', 1);"
 	index=$(http_get "http://127.0.0.1:$port/?rest_route=/") && [[ $index == *'"namespaces"'* ]] ||
 		die "the multisite network does not answer ?rest_route=/ (see $dir/php.log)"
 	log "multisite network ready ($(elapsed))"
-fi
-
-if [[ -n ${WP_TEST_OWNER_PID:-} ]]; then
-	# tail --pid returns when the owner exits; then the site is torn down.
-	# shellcheck disable=SC2016 # positional parameters of the inner bash
-	start_group bash -c 'tail --pid="$1" -f /dev/null; exec "$2" "$3"' watchdog \
-		"$WP_TEST_OWNER_PID" "$here/stop.sh" "$dir" >/dev/null 2>&1
 fi
 
 {

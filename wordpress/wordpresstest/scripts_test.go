@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -52,7 +53,9 @@ func TestStartStopTwice(t *testing.T) {
 	port := ""
 	for run := 1; run <= 2; run++ {
 		cmd := exec.Command("bash", filepath.Join(r, "testdata/wordpress/start.sh"))
-		cmd.Env = os.Environ()
+		// A failure below stops the site too: the cleanup, and the watchdog when
+		// this process is killed.
+		cmd.Env = append(os.Environ(), "WP_TEST_OWNER_PID="+strconv.Itoa(os.Getpid()))
 		if port != "" {
 			cmd.Env = append(cmd.Env, "WP_TEST_PORT="+port)
 		}
@@ -64,6 +67,7 @@ func TestStartStopTwice(t *testing.T) {
 			t.Fatalf("run %d: start.sh: %v\n%s", run, err, stderr.String())
 		}
 		dir := lastLine(string(out))
+		t.Cleanup(func() { exec.Command("bash", filepath.Join(r, "testdata/wordpress/stop.sh"), dir).Run() })
 		t.Logf("run %d: start.sh took %v", run, time.Since(began).Round(time.Millisecond))
 		s, err := load(dir)
 		if err != nil {
@@ -99,6 +103,118 @@ func TestStartStopTwice(t *testing.T) {
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Fatalf("run %d: %s still exists after stop.sh (%v)", run, dir, err)
 		}
+	}
+}
+
+// envLeakHelper makes this test binary, run again by TestKilledOwnerLeavesNoSite,
+// the owner of a private site: it starts one, prints its directory and waits to
+// be killed.
+const envLeakHelper = "WORDPRESSTEST_LEAK_HELPER"
+
+// TestKilledOwnerLeavesNoSite kills (-9) a process that started a private site and
+// never stops it: the site's processes must end and its directory go, soon.
+func TestKilledOwnerLeavesNoSite(t *testing.T) {
+	if os.Getenv(envLeakHelper) == "1" {
+		s, _, err := StartPrivate()
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println("site:", s.Dir)
+		time.Sleep(time.Hour) // until killed
+	}
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledOwnerLeavesNoSite$", "-test.count=1")
+	// The helper reuses this package's site for its TestMain.
+	cmd.Env = append(os.Environ(), envLeakHelper+"=1", EnvSite+"="+site.Dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	dir := ""
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "site: "); ok {
+			dir = d
+			break
+		}
+		t.Log(sc.Text())
+	}
+	if dir == "" {
+		cmd.Wait()
+		t.Fatalf("the helper started no site:\n%s", stderr.String())
+	}
+	// Should this test fail, the site goes all the same.
+	t.Cleanup(func() { exec.Command("bash", filepath.Join(root(t), "testdata/wordpress/stop.sh"), dir).Run() })
+	pgids := readPids(t, dir)
+	if running := runningIn(pgids); len(running) == 0 {
+		t.Fatalf("no process of the site runs before the kill (groups %v)", pgids)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	killed := time.Now()
+	deadline := killed.Add(30 * time.Second) // the watchdog looks every second; stop.sh waits up to 5 s
+	for {
+		running := runningIn(pgids)
+		_, statErr := os.Stat(dir)
+		if len(running) == 0 && os.IsNotExist(statErr) {
+			t.Logf("site stopped and removed %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v after its owner was killed, still running: %v; directory: %v", time.Since(killed).Round(time.Second), running, statErr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestStopAfterDirRemoved removes a site's directory under its feet: stop.sh still
+// stops every process of the site, the PHP workers of a master killed alone included.
+func TestStopAfterDirRemoved(t *testing.T) {
+	t.Parallel()
+	r := root(t)
+	cmd := exec.Command("bash", filepath.Join(r, "testdata/wordpress/start.sh"))
+	cmd.Env = append(os.Environ(), "WP_TEST_OWNER_PID="+strconv.Itoa(os.Getpid()))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("start.sh: %v\n%s", err, stderr.String())
+	}
+	dir := lastLine(string(out))
+	stop := func() ([]byte, error) {
+		return exec.Command("bash", filepath.Join(r, "testdata/wordpress/stop.sh"), dir).CombinedOutput()
+	}
+	t.Cleanup(func() { stop() })
+	pgids := readPids(t, dir)
+	// The PHP server's master (started last, the first process of its
+	// group) dies alone: its four workers keep serving.
+	master, err := strconv.Atoi(pgids[len(pgids)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(master, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if running := runningIn(pgids); len(running) == 0 {
+		t.Fatal("nothing of the site runs after its directory was removed; the test proves nothing")
+	}
+	if out, err := stop(); err != nil {
+		t.Fatalf("stop.sh on a removed directory: %v\n%s", err, out)
+	}
+	if running := runningIn(pgids); len(running) > 0 {
+		t.Fatalf("still running after stop.sh: %v", running)
 	}
 }
 

@@ -123,20 +123,14 @@ func Main(m *testing.M, site **Site) {
 }
 
 // start runs start.sh, with env added to its environment, and loads the site it made.
+// The site's directory is made here, so that the site is stopped on every way out:
+// when start.sh fails or is killed half-way, stop.sh runs on the directory at once;
+// when this process exits without calling stop (a panic, a test timeout, kill -9),
+// start.sh's watchdog, which follows this process, runs it.
 func start(root string, env ...string) (*Site, func(), error) {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "testdata", "wordpress", "start.sh"))
-	cmd.Env = append(append(os.Environ(), "WP_TEST_OWNER_PID="+strconv.Itoa(os.Getpid())), env...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, nil, fmt.Errorf("testdata/wordpress/start.sh: %w\n%s", err, lastLines(stderr.String(), 40))
-	}
-	dir := lastLine(stdout.String())
-	site, err := load(dir)
+	dir, err := os.MkdirTemp("", "hlbridge-wp.")
 	if err != nil {
-		return nil, nil, fmt.Errorf("start.sh made %q: %w", dir, err)
+		return nil, nil, err
 	}
 	var once sync.Once
 	stop := func() {
@@ -146,6 +140,21 @@ func start(root string, env ...string) (*Site, func(), error) {
 				fmt.Fprintf(os.Stderr, "wordpresstest: stop.sh %s: %v\n%s", dir, err, out)
 			}
 		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "testdata", "wordpress", "start.sh"), dir)
+	cmd.Env = append(append(os.Environ(), "WP_TEST_OWNER_PID="+strconv.Itoa(os.Getpid())), env...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("testdata/wordpress/start.sh: %w\n%s", err, lastLines(stderr.String(), 40))
+	}
+	site, err := load(lastLine(stdout.String()))
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("start.sh made %q: %w", dir, err)
 	}
 	return site, stop, nil
 }

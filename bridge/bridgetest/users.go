@@ -1,0 +1,65 @@
+package bridgetest
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/hlbridge/hlbridge/bridge"
+	"github.com/hlbridge/hlbridge/wordpress"
+)
+
+// CountingUsers wraps a bridge.Users and counts the calls the bridge makes
+// to WordPress, by kind; it is safe for concurrent use. Set Users before
+// the first call.
+type CountingUsers struct {
+	bridge.Users
+	// Reads counts UserByID, UserByEmail, UsersByMeta and Meta; the others
+	// count one write call each.
+	Reads, Creates, Updates, Metas, Notifications atomic.Int64
+}
+
+// Writes is the number of calls that write: creates, updates, meta writes
+// and notifications.
+func (c *CountingUsers) Writes() int64 {
+	return c.Creates.Load() + c.Updates.Load() + c.Metas.Load() + c.Notifications.Load()
+}
+
+func (c *CountingUsers) UserByID(ctx context.Context, id int64) (*wordpress.User, error) {
+	c.Reads.Add(1)
+	return c.Users.UserByID(ctx, id)
+}
+
+func (c *CountingUsers) UserByEmail(ctx context.Context, email string) (*wordpress.User, error) {
+	c.Reads.Add(1)
+	return c.Users.UserByEmail(ctx, email)
+}
+
+func (c *CountingUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64, error) {
+	c.Reads.Add(1)
+	return c.Users.UsersByMeta(ctx, key, value)
+}
+
+func (c *CountingUsers) Meta(ctx context.Context, id int64, keys ...string) (map[string]wordpress.MetaValue, error) {
+	c.Reads.Add(1)
+	return c.Users.Meta(ctx, id, keys...)
+}
+
+func (c *CountingUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
+	c.Creates.Add(1)
+	return c.Users.CreateUser(ctx, nu)
+}
+
+func (c *CountingUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
+	c.Updates.Add(1)
+	return c.Users.UpdateUser(ctx, id, up)
+}
+
+func (c *CountingUsers) SetMeta(ctx context.Context, id int64, v map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error) {
+	c.Metas.Add(1)
+	return c.Users.SetMeta(ctx, id, v)
+}
+
+func (c *CountingUsers) SendPendingNotification(ctx context.Context, id int64, who wordpress.Notify, flag string) (bool, error) {
+	c.Notifications.Add(1)
+	return c.Users.SendPendingNotification(ctx, id, who, flag)
+}

@@ -1,0 +1,301 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hlbridge/hlbridge/bridge"
+)
+
+// The intake commits webhooks in groups: while one transaction runs, the
+// webhooks that arrive wait and then share the next one, with statements
+// prepared once per transaction. Under load this amortises BEGIN, COMMIT
+// and SQL compilation over many webhooks; alone, a webhook commits at once.
+// No webhook is answered before the transaction holding it has committed.
+
+// maxBatch bounds how many webhooks share one transaction.
+const maxBatch = 128
+
+// postgresIntakeLanes is how many intake transactions run at once on
+// PostgreSQL. A contact always goes through the same lane, so its webhooks
+// keep their order and lanes never wait on each other's row locks.
+const postgresIntakeLanes = 8
+
+// acceptItem is one webhook on its way into the store.
+type acceptItem struct {
+	req  bridge.Request
+	d    bridge.Delivery
+	done chan struct{}
+
+	id   int64
+	dup  bool
+	wait chan struct{}
+	err  error
+}
+
+// batcher groups concurrent submissions. The first to find it idle runs
+// the batch holding its item; whoever is left waiting is run by a
+// goroutine it starts, so no caller drains batches that are not its own.
+type batcher struct {
+	run     func([]*acceptItem)
+	mu      sync.Mutex
+	items   []*acceptItem
+	running bool
+}
+
+// submit hands it to a batch and returns when that batch has committed
+// (or failed).
+func (b *batcher) submit(it *acceptItem) {
+	b.mu.Lock()
+	b.items = append(b.items, it)
+	if b.running {
+		b.mu.Unlock()
+		<-it.done
+		return
+	}
+	b.running = true
+	b.mu.Unlock()
+	b.runNext() // its batch holds it
+	<-it.done
+	b.mu.Lock()
+	more := len(b.items) > 0
+	if !more {
+		b.running = false
+	}
+	b.mu.Unlock()
+	if more {
+		go b.drain()
+	}
+}
+
+// runNext runs one batch of what waits; it reports false when nothing did.
+func (b *batcher) runNext() bool {
+	b.mu.Lock()
+	n := min(len(b.items), maxBatch)
+	batch := b.items[:n:n]
+	b.items = b.items[n:]
+	b.mu.Unlock()
+	if n == 0 {
+		return false
+	}
+	b.run(batch)
+	return true
+}
+
+// drain runs batches until nothing waits.
+func (b *batcher) drain() {
+	for {
+		b.runNext()
+		b.mu.Lock()
+		if len(b.items) == 0 {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+	}
+}
+
+// accept commits one webhook durably and says whether it was a duplicate.
+func (q *Queue) accept(_ context.Context, req bridge.Request, d bridge.Delivery) (id int64, dup bool, wait chan struct{}, err error) {
+	it := &acceptItem{req: req, d: d, done: make(chan struct{})}
+	lane := 0
+	if len(q.intake) > 1 {
+		h := fnv.New32a()
+		h.Write([]byte(req.ContactID))
+		lane = int(h.Sum32() % uint32(len(q.intake)))
+	}
+	q.intake[lane].submit(it)
+	return it.id, it.dup, it.wait, it.err
+}
+
+// acceptBatch commits items in one transaction. If that fails, each item
+// is tried in a transaction of its own, so one bad item fails alone.
+func (q *Queue) acceptBatch(items []*acceptItem) {
+	// The callers' contexts are not used: a webhook whose sender gave up is
+	// still committed whole or not at all (HighLevel's retry then dedupes).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := q.acceptTx(ctx, items)
+	if err != nil && len(items) > 1 {
+		for _, it := range items {
+			it.id, it.dup, it.wait = 0, false, nil
+			it.err = q.acceptTx(ctx, []*acceptItem{it})
+		}
+	} else {
+		for _, it := range items {
+			it.err = err
+		}
+	}
+	for _, it := range items {
+		close(it.done)
+	}
+}
+
+// acceptStmts are the intake's statements, prepared on one transaction.
+type acceptStmts struct {
+	lookupDelivery, insertContact, readContact, updateContact, insertEvent, upsertDelivery *sql.Stmt
+}
+
+func (q *Queue) prepareAccept(ctx context.Context, tx *sql.Tx) (*acceptStmts, error) {
+	s := q.store
+	var st acceptStmts
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&st.lookupDelivery, `SELECT event_id, expires_at FROM hlbridge_delivery WHERE fingerprint = ?`},
+		{&st.insertContact, `INSERT INTO hlbridge_contact (contact_id, seq) VALUES (?, 0) ON CONFLICT (contact_id) DO NOTHING`},
+		{&st.readContact, `SELECT seq, pending, latest FROM hlbridge_contact WHERE contact_id = ?` + s.forUpdate()},
+		{&st.updateContact, `UPDATE hlbridge_contact SET seq = ?, pending = ?, latest = COALESCE(?, latest) WHERE contact_id = ?`},
+		{&st.insertEvent, `INSERT INTO hlbridge_event (received_at, contact_id, action, request, seq, status) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`},
+		{&st.upsertDelivery, `INSERT INTO hlbridge_delivery (fingerprint, event_id, expires_at) VALUES (?, ?, ?)
+			ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`},
+	} {
+		stmt, err := tx.PrepareContext(ctx, s.q(p.query))
+		if err != nil {
+			return nil, fmt.Errorf("prepare intake: %w", err)
+		}
+		*p.dst = stmt
+	}
+	return &st, nil
+}
+
+// acceptTx is the intake's transaction for items. On error nothing of it
+// is kept, and the items' waiters are forgotten.
+func (q *Queue) acceptTx(ctx context.Context, items []*acceptItem) (err error) {
+	tx, err := q.store.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+			for _, it := range items {
+				if it.wait != nil {
+					q.waiters.forget(it.id, it.wait)
+				}
+			}
+		}
+	}()
+	st, err := q.prepareAccept(ctx, tx)
+	if err != nil {
+		return err
+	}
+	// Row locks are taken in contact order, so that two processes' intake
+	// transactions on PostgreSQL never wait on each other in a cycle. The
+	// sort is stable: one contact's webhooks keep their order.
+	sorted := slices.Clone(items)
+	slices.SortStableFunc(sorted, func(a, b *acceptItem) int { return strings.Compare(a.req.ContactID, b.req.ContactID) })
+	now := time.Now().UnixMilli()
+	for _, it := range sorted {
+		if err := q.acceptOne(ctx, tx, st, it, now); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// acceptOne stores one webhook inside the intake's transaction.
+func (q *Queue) acceptOne(ctx context.Context, tx *sql.Tx, st *acceptStmts, it *acceptItem, now int64) error {
+	key := ""
+	if it.d.WebhookID != "" {
+		key = appDeliveryKey(it.d.WebhookID)
+		var expires int64
+		err := st.lookupDelivery.QueryRowContext(ctx, key).Scan(&it.id, &expires)
+		switch {
+		case err == nil && expires > now:
+			it.dup = true
+			return nil
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("look up delivery: %w", err)
+		}
+	}
+	seq, err := q.enqueueTx(ctx, tx, st, it.req)
+	if err != nil {
+		return err
+	}
+	if err := st.insertEvent.QueryRowContext(ctx, now, it.req.ContactID, string(it.req.Action), eventRequest(it.req), seq, bridge.StatusQueued).Scan(&it.id); err != nil {
+		return fmt.Errorf("store event: %w", err)
+	}
+	if key != "" {
+		if _, err := st.upsertDelivery.ExecContext(ctx, key, it.id, now+q.cfg.DedupeWindow.Milliseconds()); err != nil {
+			return fmt.Errorf("store delivery: %w", err)
+		}
+	}
+	if it.d.Wait {
+		it.wait = q.waiters.add(it.id)
+	}
+	return nil
+}
+
+// appDeliveryKey is the stored identity of an app event's delivery.
+func appDeliveryKey(webhookID string) string { return "app:" + webhookID }
+
+// eventRequest is what an event keeps of its request: the action and its
+// options, never the payload or its password. The payload lives on in the
+// contact's newest known state, which a retry applies.
+func eventRequest(req bridge.Request) string {
+	req.Contact, req.Password = nil, ""
+	b, _ := json.Marshal(req)
+	return string(b)
+}
+
+// enqueueTx merges req into its contact's pending request, folds its
+// payload (if any) into the contact's newest known state, and makes sure
+// the contact has a job. It returns the contact's new sequence number.
+func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req bridge.Request) (int64, error) {
+	if _, err := st.insertContact.ExecContext(ctx, req.ContactID); err != nil {
+		return 0, fmt.Errorf("store contact: %w", err)
+	}
+	var seq int64
+	var pending, latest sql.NullString
+	if err := st.readContact.QueryRowContext(ctx, req.ContactID).Scan(&seq, &pending, &latest); err != nil {
+		return 0, fmt.Errorf("read contact: %w", err)
+	}
+	// The payload goes into the contact's newest state, not into the
+	// pending request: whatever runs next applies that state, so the
+	// webhook accepted last decides each field (A, B, A ends at A).
+	var newLatest sql.NullString
+	if req.Contact != nil {
+		c := req.Contact
+		if known := decodeContact(latest); known != nil {
+			known.Overlay(c)
+			c = known
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			return 0, fmt.Errorf("encode contact: %w", err)
+		}
+		newLatest = sql.NullString{String: string(b), Valid: true}
+		req.Contact = nil
+	}
+	earlier := decodeRequest(pending)
+	mergedJSON, _ := json.Marshal(bridge.Merge(earlier, &req))
+	seq++
+	if _, err := st.updateContact.ExecContext(ctx, seq, string(mergedJSON), newLatest, req.ContactID); err != nil {
+		return 0, fmt.Errorf("update contact: %w", err)
+	}
+	// A pending request means this contact's job exists and has not yet
+	// claimed it: the webhook coalesces into it, and River's insert (the
+	// costliest statement here) is skipped. The reconciler covers a job that
+	// River dropped without our worker seeing it.
+	if earlier != nil {
+		return seq, nil
+	}
+	if _, err := q.client.InsertTx(ctx, tx, syncContactArgs{ContactID: req.ContactID}, nil); err != nil {
+		return 0, fmt.Errorf("queue job: %w", err)
+	}
+	return seq, nil
+}
