@@ -191,13 +191,7 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	im := &importer{hl: d.hl, query: q, pageSize: *pageSize, progress: newProgress(stdout, stderr)}
 	if *dryRun {
-		verifyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err = d.wp.Verify(verifyCtx)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("check WordPress at %s: %w (run hlbridge check)", cfg.WordPressURL, err)
-		}
-		syncer, err := newSyncer(cfg, d.wp, d, logger)
+		syncer, err := checkedSyncer(ctx, cfg, d, logger)
 		if err != nil {
 			return err
 		}

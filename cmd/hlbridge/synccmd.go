@@ -57,6 +57,30 @@ func newSyncer(cfg *config, users bridge.Users, d doors, logger *slog.Logger) (*
 	}, users, contacts, logger)
 }
 
+// checkedSyncer checks WordPress as the server does at start-up (the
+// credentials, capabilities and companion, and the roles the bridge may
+// give) and returns the rules on it, for the commands that apply or plan
+// syncs outside the server.
+func checkedSyncer(ctx context.Context, cfg *config, d doors, logger *slog.Logger) (*bridge.Syncer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := d.wp.Verify(ctx); err != nil {
+		return nil, fmt.Errorf("check WordPress at %s: %w (run hlbridge check)", cfg.WordPressURL, err)
+	}
+	syncer, err := newSyncer(cfg, d.wp, d, logger)
+	if err != nil {
+		return nil, err
+	}
+	roles, err := d.wp.Roles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the roles of WordPress at %s: %w (run hlbridge check)", cfg.WordPressURL, err)
+	}
+	if err := syncer.CheckRoles(roles); err != nil {
+		return nil, fmt.Errorf("BRIDGE_DEFAULT_ROLE / BRIDGE_ALLOWED_ROLES: %w (run hlbridge check)", err)
+	}
+	return syncer, nil
+}
+
 // commandLogger is the log of an operator command: JSON on stderr, warnings
 // and errors only unless BRIDGE_LOG_LEVEL is debug, so that the command's
 // own lines on stdout stay readable.
@@ -115,18 +139,12 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	verifyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = d.wp.Verify(verifyCtx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("check WordPress at %s: %w (run hlbridge check)", cfg.WordPressURL, err)
-	}
-	syncer, err := newSyncer(cfg, d.wp, d, logger)
+	syncer, err := checkedSyncer(ctx, cfg, d, logger)
 	if err != nil {
 		return err
 	}
 	req := bridge.Request{Action: action, ContactID: strings.TrimSpace(pos[0])}
-	ctx, cancel = context.WithTimeout(ctx, cfg.JobTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cfg.JobTimeout)
 	defer cancel()
 	if *dryRun {
 		res, err := syncer.Plan(ctx, req)
