@@ -17,7 +17,10 @@ func (s *Server) routes() {
 	e.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint") })
 	e.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed") })
 
+	// Liveness (the process answers) and readiness (the store answers and
+	// WordPress answered recently), for Docker's HEALTHCHECK and load balancers.
 	e.GET("/healthz", s.handleHealth)
+	e.GET("/readyz", s.handleReady)
 	if s.metrics != nil {
 		// Counts only; behind the admin token when there is one.
 		e.GET("/metrics", s.requireAdminIfSet, gin.WrapH(s.metrics.Handler()))
