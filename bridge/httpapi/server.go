@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -47,6 +49,9 @@ type Config struct {
 	// right secret are never limited. Zero means 5 and 5.
 	AuthFailuresPerMinute int
 	AuthFailureBurst      int
+	// WordPressURL is the site's address, for the events page's links to
+	// a user's edit screen; empty shows no links.
+	WordPressURL string
 }
 
 // Deps are the parts the HTTP surface works with.
@@ -82,6 +87,7 @@ type Server struct {
 	authLimit   *failureLimiter
 	logger      *slog.Logger
 	ready       []ReadyCheck
+	trusted     []*net.IPNet // cfg.TrustedProxies, for X-Forwarded-Proto
 	engine      *gin.Engine
 }
 
@@ -115,6 +121,18 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	// gin trusts X-Forwarded-For from anyone unless told otherwise.
 	if err := s.engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("bridge: trusted proxies: %w", err)
+	}
+	for _, p := range cfg.TrustedProxies {
+		if !strings.Contains(p, "/") {
+			if strings.Contains(p, ":") {
+				p += "/128"
+			} else {
+				p += "/32"
+			}
+		}
+		if _, n, err := net.ParseCIDR(p); err == nil {
+			s.trusted = append(s.trusted, n)
+		}
 	}
 	if s.appVerifier == nil {
 		s.appVerifier = highlevel.DefaultVerifier()

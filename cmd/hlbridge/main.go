@@ -147,7 +147,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	}
 	srv, err := httpapi.NewServer(
 		httpapi.Config{AccessKey: cfg.AccessKey, SyncByDefault: cfg.SyncByDefault, AdminToken: cfg.AdminToken,
-			LocationID: cfg.HighLevelLocationID, TrustedProxies: cfg.TrustedProxies},
+			LocationID: cfg.HighLevelLocationID, TrustedProxies: cfg.TrustedProxies, WordPressURL: cfg.WordPressURL},
 		httpapi.Deps{Syncer: syncer, Dispatcher: q, Events: q, Metrics: counters, AppVerifier: cfg.appVerifier, Logger: logger,
 			Ready: []httpapi.ReadyCheck{{Name: "store", Check: store.Ping}, {Name: "wordpress", Check: d.wpReady.Ready}}})
 	if err != nil {
