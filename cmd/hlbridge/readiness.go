@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -38,7 +39,11 @@ type wordpressTracker struct {
 
 func newWordpressTracker(next http.RoundTripper) *wordpressTracker {
 	if next == nil {
-		next = http.DefaultTransport.(*http.Transport).Clone()
+		// resty's own default, which this replaces: as many idle
+		// connections per host as there are CPUs, plus one.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = runtime.GOMAXPROCS(0) + 1
+		next = tr
 	}
 	return &wordpressTracker{next: next, now: time.Now}
 }
