@@ -135,6 +135,12 @@ func TestAdminPage(t *testing.T) {
 		t.Error("filter by status done: wrong events")
 	}
 
+	// The admin API filters by contact too.
+	if resp, body := send(http.DefaultClient, "GET", "/admin/events?contact_id="+url.QueryEscape(late.ID), nil, "Authorization", "Bearer "+b.admin); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(body, late.ID) || strings.Contains(body, done.ID) {
+		t.Errorf("GET /admin/events?contact_id: %d %s", resp.StatusCode, body)
+	}
+
 	shot := screenshot(t, b.url, setCookie)
 
 	// Retry: refused without the form's CSRF token, applied with it.
