@@ -30,5 +30,9 @@ VOLUME /data
 # BRIDGE_ADDR defaults to :8080.
 EXPOSE 8080
 USER nonroot
+# Docker marks the container unhealthy when /readyz says not ready (the store
+# does not answer, or WordPress has not answered for a while): hlbridge health
+# asks it over loopback, with no shell or curl in the image.
+HEALTHCHECK --interval=30s --timeout=15s --start-period=60s --retries=3 CMD ["/hlbridge", "health"]
 # Exec form: hlbridge is PID 1 and gets SIGTERM directly for its graceful shutdown.
 ENTRYPOINT ["/hlbridge"]

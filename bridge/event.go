@@ -47,6 +47,8 @@ type EventFilter struct {
 	Failed bool
 	// Status keeps only events in this state; "" for all.
 	Status string
+	// ContactID keeps only the events of this HighLevel contact; "" for all.
+	ContactID string
 	// Limit bounds the answer, newest first; 100 when zero.
 	Limit int
 }

@@ -508,3 +508,29 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// River's producer reports its job counts every 5 s: at Debug, so an Info
+// log stays quiet while the bridge idles.
+func TestQueueRiverChatterIsDebug(t *testing.T) {
+	t.Parallel()
+	b := setup(t, payloadMode, withQueue(queue.Config{}))
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(b.logs.String(), "Producer job counts") && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	var seen int
+	for line := range strings.Lines(b.logs.String()) {
+		if strings.Contains(line, `"component":"river"`) && strings.Contains(line, `"level":"INFO"`) {
+			t.Errorf("River logged at Info: %s", line)
+		}
+		if strings.Contains(line, "Producer job counts") {
+			seen++
+			if !strings.Contains(line, `"level":"DEBUG"`) {
+				t.Errorf("job counts not at Debug: %s", line)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no job counts from River within 15 s; cannot tell their level")
+	}
+}

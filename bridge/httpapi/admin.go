@@ -34,14 +34,14 @@ func (s *Server) requireAdminIfSet(c *gin.Context) {
 	s.requireAdmin(c)
 }
 
-// handleListEvents answers GET /admin/events?failed=true&status=queued&limit=100.
+// handleListEvents answers GET /admin/events?failed=true&status=queued&contact_id=ID&limit=100.
 func (s *Server) handleListEvents(c *gin.Context) {
 	failed, err := parseFlag(c.Query("failed"))
 	if err != nil {
 		fail(c, http.StatusBadRequest, "failed must be true or false")
 		return
 	}
-	f := bridge.EventFilter{Failed: failed, Status: c.Query("status")}
+	f := bridge.EventFilter{Failed: failed, Status: c.Query("status"), ContactID: c.Query("contact_id")}
 	switch f.Status {
 	case "", bridge.StatusQueued, bridge.StatusDone, bridge.StatusRefused, bridge.StatusFailed:
 	default:

@@ -17,7 +17,10 @@ func (s *Server) routes() {
 	e.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint") })
 	e.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed") })
 
+	// Liveness (the process answers) and readiness (the store answers and
+	// WordPress answered recently), for Docker's HEALTHCHECK and load balancers.
 	e.GET("/healthz", s.handleHealth)
+	e.GET("/readyz", s.handleReady)
 	if s.metrics != nil {
 		// Counts only; behind the admin token when there is one.
 		e.GET("/metrics", s.requireAdminIfSet, gin.WrapH(s.metrics.Handler()))
@@ -38,6 +41,12 @@ func (s *Server) routes() {
 	// The operator's view of the queue, with Authorization: Bearer
 	// BRIDGE_ADMIN_TOKEN; absent when no token is configured.
 	if s.cfg.AdminToken != "" {
+		// The events page, for a browser (see adminpage.go): signed in by
+		// a session cookie or the bearer token; its forms carry a CSRF token.
+		e.GET("/admin", s.handleAdminPage)
+		e.POST("/admin/login", s.handleAdminLogin)
+		e.POST("/admin/logout", s.handleAdminLogout)
+		e.POST("/admin/retry", s.handleAdminRetry)
 		admin := e.Group("/admin", s.requireAdmin)
 		admin.GET("/events", s.handleListEvents)
 		admin.GET("/events/:id", s.handleGetEvent)

@@ -1,6 +1,6 @@
 // Package httpapi is hlbridge's HTTP surface, on gin: the webhook intake
 // (WP Fusion's URLs, the /hooks/highlevel/ routes, HighLevel's signed app
-// events), the operator's admin API, /healthz and /metrics, request
+// events), the operator's admin API, /healthz, /readyz and /metrics, request
 // logging without secrets, and the limit on failed access keys. It turns
 // webhooks into bridge.Requests for a bridge.Dispatcher and shows
 // bridge.Events; it knows nothing of the queue or its store.
@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -47,6 +49,9 @@ type Config struct {
 	// right secret are never limited. Zero means 5 and 5.
 	AuthFailuresPerMinute int
 	AuthFailureBurst      int
+	// WordPressURL is the site's address, for the events page's links to
+	// a user's edit screen; empty shows no links.
+	WordPressURL string
 }
 
 // Deps are the parts the HTTP surface works with.
@@ -64,6 +69,9 @@ type Deps struct {
 	AppVerifier *highlevel.Verifier
 	// Logger receives request and outcome lines; nil discards.
 	Logger *slog.Logger
+	// Ready are the checks of /readyz (the store, WordPress); none makes
+	// /readyz the same as /healthz.
+	Ready []ReadyCheck
 }
 
 // Server is hlbridge's HTTP surface; see routes.go for the routes.
@@ -78,6 +86,8 @@ type Server struct {
 	appVerifier *highlevel.Verifier
 	authLimit   *failureLimiter
 	logger      *slog.Logger
+	ready       []ReadyCheck
+	trusted     []*net.IPNet // cfg.TrustedProxies, for X-Forwarded-Proto
 	engine      *gin.Engine
 }
 
@@ -91,6 +101,11 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	case cfg.AdminToken != "" && deps.Events == nil:
 		return nil, errors.New("bridge: the admin API needs the event store")
 	}
+	for _, rc := range deps.Ready {
+		if rc.Name == "" || rc.Check == nil {
+			return nil, errors.New("bridge: a readiness check needs a name and a func")
+		}
+	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -101,11 +116,23 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, keyHash: sha256.Sum256([]byte(cfg.AccessKey)), syncer: deps.Syncer,
 		dispatch: deps.Dispatcher, events: deps.Events, metrics: deps.Metrics, appVerifier: deps.AppVerifier,
-		logger: logger, engine: gin.New(),
+		logger: logger, ready: deps.Ready, engine: gin.New(),
 		authLimit: newFailureLimiter(cfg.AuthFailuresPerMinute, cfg.AuthFailureBurst, DefaultAuthFailureClients)}
 	// gin trusts X-Forwarded-For from anyone unless told otherwise.
 	if err := s.engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("bridge: trusted proxies: %w", err)
+	}
+	for _, p := range cfg.TrustedProxies {
+		if !strings.Contains(p, "/") {
+			if strings.Contains(p, ":") {
+				p += "/128"
+			} else {
+				p += "/32"
+			}
+		}
+		if _, n, err := net.ParseCIDR(p); err == nil {
+			s.trusted = append(s.trusted, n)
+		}
 	}
 	if s.appVerifier == nil {
 		s.appVerifier = highlevel.DefaultVerifier()

@@ -81,11 +81,22 @@ func (q *Queue) Events(ctx context.Context, f bridge.EventFilter) ([]bridge.Even
 		f.Limit = 100
 	}
 	where, args := "", []any{}
+	and := func(cond string, vals ...any) {
+		if where == "" {
+			where = ` WHERE ` + cond
+		} else {
+			where += ` AND ` + cond
+		}
+		args = append(args, vals...)
+	}
 	switch {
 	case f.Failed:
-		where, args = ` WHERE status IN (?, ?)`, []any{bridge.StatusFailed, bridge.StatusRefused}
+		and(`status IN (?, ?)`, bridge.StatusFailed, bridge.StatusRefused)
 	case f.Status != "":
-		where, args = ` WHERE status = ?`, []any{f.Status}
+		and(`status = ?`, f.Status)
+	}
+	if f.ContactID != "" {
+		and(`contact_id = ?`, f.ContactID)
 	}
 	rows, err := q.store.db.QueryContext(ctx, q.store.q(`SELECT `+eventColumns+` FROM hlbridge_event`+where+` ORDER BY id DESC LIMIT ?`), append(args, f.Limit)...)
 	if err != nil {

@@ -60,7 +60,8 @@ type Config struct {
 	// PollInterval is how often idle workers look for new jobs when the
 	// database cannot notify them. Default 200 ms.
 	PollInterval time.Duration
-	// Logger receives the queue's and River's log; nil discards.
+	// Logger receives the queue's and River's log; nil discards. River's
+	// Info records (routine: job counts every 5 s) are logged at Debug.
 	Logger *slog.Logger
 	// Metrics records syncs and exports the queue's depth; nil: none.
 	Metrics *metrics.Metrics
@@ -156,8 +157,9 @@ func New(store *Store, syncer *bridge.Syncer, cfg Config) (*Queue, error) {
 		q.intake = append(q.intake, &batcher{run: q.acceptBatch})
 	}
 	rc := &river.Config{
-		ID:                          q.clientID,
-		Logger:                      cfg.Logger.With(slog.String("component", "river")),
+		ID: q.clientID,
+		// River's routine Info lines become Debug: see quietHandler.
+		Logger:                      slog.New(quietHandler{cfg.Logger.Handler()}).With(slog.String("component", "river")),
 		JobTimeout:                  cfg.JobTimeout,
 		RescueStuckJobsAfter:        cfg.RescueAfter,
 		MaxAttempts:                 cfg.MaxAttempts,

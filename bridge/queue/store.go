@@ -192,6 +192,17 @@ func (s *Store) Close() error {
 	return err
 }
 
+// Ping reports whether the store answers a read of the bridge's own table,
+// for /readyz. It writes nothing, so a busy SQLite writer does not block it.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM hlbridge_event LIMIT 1`).Scan(&one)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("the store did not answer: %w", err)
+	}
+	return nil
+}
+
 // redactDSN keeps a database password out of an error message.
 func redactDSN(err error, dsn string) error {
 	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {

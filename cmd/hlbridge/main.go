@@ -5,6 +5,7 @@
 //
 //	hlbridge                                   serve (the default)
 //	hlbridge check
+//	hlbridge health
 //	hlbridge sync CONTACT_ID [--action add|update|update_tags] [--dry-run]
 //	hlbridge import [--tag T] [--since YYYY-MM-DD] [--action A] [--dry-run]
 //	hlbridge events list [--failed] [--limit N] [--json]
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runEvents(ctx, args[2:], getenv, stdout)
 		case "check":
 			return runCheck(ctx, args[2:], getenv, stdout)
+		case "health":
+			return runHealth(ctx, args[2:], getenv, stdout)
 		case "sync":
 			return runSync(ctx, args[2:], getenv, stdout, stderr)
 		case "import":
@@ -71,6 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 const usage = `usage:
   hlbridge [serve]                                     run the bridge
   hlbridge check                                       check the configuration: WordPress, HighLevel, the store
+  hlbridge health                                      ask the running bridge's /readyz (BRIDGE_ADDR); exit 0 when ready
   hlbridge sync CONTACT_ID [--action A] [--dry-run]    apply one contact now (A: update (default), add, update_tags)
   hlbridge import [--tag T] [--since DATE] [--action A] [--dry-run]
                                                        queue existing HighLevel contacts once (hlbridge import -h)
@@ -143,8 +147,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	}
 	srv, err := httpapi.NewServer(
 		httpapi.Config{AccessKey: cfg.AccessKey, SyncByDefault: cfg.SyncByDefault, AdminToken: cfg.AdminToken,
-			LocationID: cfg.HighLevelLocationID, TrustedProxies: cfg.TrustedProxies},
-		httpapi.Deps{Syncer: syncer, Dispatcher: q, Events: q, Metrics: counters, AppVerifier: cfg.appVerifier, Logger: logger})
+			LocationID: cfg.HighLevelLocationID, TrustedProxies: cfg.TrustedProxies, WordPressURL: cfg.WordPressURL},
+		httpapi.Deps{Syncer: syncer, Dispatcher: q, Events: q, Metrics: counters, AppVerifier: cfg.appVerifier, Logger: logger,
+			Ready: []httpapi.ReadyCheck{{Name: "store", Check: store.Ping}, {Name: "wordpress", Check: d.wpReady.Ready}}})
 	if err != nil {
 		return err
 	}

@@ -20,18 +20,22 @@ import (
 type doors struct {
 	wp *wordpress.Client
 	hl *highlevel.Client
+	// wpReady knows when WordPress last answered wp, for /readyz.
+	wpReady *wordpressTracker
 }
 
 // newDoors builds the WordPress client and, in token mode, the HighLevel
 // client (with its request budget, HIGHLEVEL_REQUESTS_PER_10S).
 func newDoors(cfg *config, logger *slog.Logger) (doors, error) {
+	tracker := newWordpressTracker(nil)
 	wp, err := wordpress.New(wordpress.Config{URL: cfg.WordPressURL, Username: cfg.WordPressUsername,
 		AppPassword: cfg.WordPressAppPassword, MaxConcurrent: cfg.WordPressConcurrency,
-		Logger: logger.With(slog.String("component", "wordpress"))})
+		Logger: logger.With(slog.String("component", "wordpress")), Transport: tracker})
 	if err != nil {
 		return doors{}, err
 	}
-	d := doors{wp: wp}
+	tracker.probe = func(ctx context.Context) error { _, err := wp.Me(ctx); return err }
+	d := doors{wp: wp, wpReady: tracker}
 	if cfg.HighLevelToken != "" {
 		hc := cfg.highLevelConfig()
 		hc.Logger = logger
