@@ -46,6 +46,11 @@ type Config struct {
 	// ReturnPasswordField names the HighLevel custom field (id or key) that
 	// receives the password generated for a new user. Empty: off.
 	ReturnPasswordField string
+	// RoleRules, in order, give a user the role of the first rule whose tag
+	// its contact carries, else DefaultRole, on every sync (update_tags
+	// included). Empty: roles change only by role=. Every rule's role must
+	// be allowed. Roles outside AllowedRoles are never touched.
+	RoleRules []RoleRule
 	// FieldMap says which HighLevel fields fill which WordPress fields.
 	FieldMap []Mapping
 	// TagsMetaKey is the user meta holding the contact's tag names as a
@@ -97,6 +102,9 @@ func NewSyncer(cfg Config, users Users, contacts Contacts, logger *slog.Logger) 
 		if privilegedRole(r) {
 			return nil, fmt.Errorf("bridge: role %q may never be granted by a webhook", r)
 		}
+	}
+	if err := (&Syncer{cfg: cfg}).checkRoleRules(); err != nil {
+		return nil, err
 	}
 	if contacts == nil && cfg.ReturnPasswordField != "" {
 		return nil, errors.New("bridge: returning a password to HighLevel needs a HighLevel token")

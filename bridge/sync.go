@@ -28,7 +28,8 @@ const (
 )
 
 // TakesRole reports whether the action applies a webhook's role=: add and
-// update do; update_tags never changes roles, so its role= is ignored.
+// update do; update_tags ignores its role= (only the role rules, when
+// configured, change roles on update_tags).
 func (a Action) TakesRole() bool { return a == ActionAdd || a == ActionUpdate }
 
 // ParseAction returns the action named s, or false.
@@ -87,7 +88,7 @@ func (s *Syncer) Apply(ctx context.Context, req Request) (Result, error) {
 		return Result{}, refuse("no contact id")
 	}
 	if !req.Action.TakesRole() {
-		req.Role = "" // update_tags never changes roles, also when stored with one
+		req.Role = "" // update_tags never applies role=, also when stored with one
 	}
 	if err := s.CheckRequestedRole(req.Role); err != nil {
 		return Result{}, err
@@ -316,7 +317,7 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 	if generated {
 		password = generatePassword()
 	}
-	role := req.Role
+	role := s.wantedRole(req, c)
 	if role == "" {
 		role = s.cfg.DefaultRole
 	}
@@ -440,9 +441,14 @@ func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, 
 	}
 	var up wordpress.UserUpdate
 	if req.Action != ActionUpdateTags {
-		up = s.userUpdate(req, c, u, fields.core)
+		up = s.userUpdate(c, u, fields.core)
 		for k, v := range fields.meta {
 			want[k] = v
+		}
+	}
+	if role := s.wantedRole(req, c); role != "" {
+		if roles := s.rolesAfter(u.Roles, role); !sameSet(roles, u.Roles) {
+			up.Roles = roles
 		}
 	}
 	changes := map[string]wordpress.MetaValue{}
@@ -485,7 +491,7 @@ func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, 
 }
 
 // userUpdate is what must change in u's core fields to match the contact.
-func (s *Syncer) userUpdate(req Request, c *highlevel.Contact, u *wordpress.User, core map[string]string) wordpress.UserUpdate {
+func (s *Syncer) userUpdate(c *highlevel.Contact, u *wordpress.User, core map[string]string) wordpress.UserUpdate {
 	var up wordpress.UserUpdate
 	set := func(dst **string, have, want string) {
 		if have != want {
@@ -509,11 +515,6 @@ func (s *Syncer) userUpdate(req Request, c *highlevel.Contact, u *wordpress.User
 			set(&up.Description, u.Description, v)
 		case "url":
 			set(&up.URL, u.URL, v)
-		}
-	}
-	if req.Role != "" {
-		if roles := s.rolesAfter(u.Roles, req.Role); !sameSet(roles, u.Roles) {
-			up.Roles = roles
 		}
 	}
 	return up

@@ -39,6 +39,7 @@ type config struct {
 	UsernameField       string   `env:"BRIDGE_USERNAME_FIELD"`
 	PasswordField       string   `env:"BRIDGE_PASSWORD_FIELD"`
 	ReturnPasswordField string   `env:"BRIDGE_RETURN_PASSWORD_FIELD"`
+	RoleRules           string   `env:"BRIDGE_ROLE_RULES"`
 	FieldMap            string   `env:"BRIDGE_FIELD_MAP, default=first_name=firstName,last_name=lastName"`
 	TagsMetaKey         string   `env:"BRIDGE_TAGS_META_KEY, default=highlevel_tags"`
 	ContactIDMetaKey    string   `env:"BRIDGE_CONTACT_ID_META_KEY, default=highlevel_contact_id"`
@@ -60,6 +61,7 @@ type config struct {
 	ShutdownTimeout      time.Duration `env:"BRIDGE_SHUTDOWN_TIMEOUT, default=30s"`
 
 	fieldMap    []bridge.Mapping
+	roleRules   []bridge.RoleRule
 	appVerifier *highlevel.Verifier
 }
 
@@ -131,6 +133,14 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 		cfg.AllowedRoles[i] = r
 		if r == "administrator" {
 			bad("BRIDGE_ALLOWED_ROLES", "must not include administrator: a webhook may never make an administrator")
+		}
+	}
+	if cfg.roleRules, err = bridge.ParseRoleRules(cfg.RoleRules); err != nil {
+		bad("BRIDGE_ROLE_RULES", "%v", err)
+	}
+	for _, r := range cfg.roleRules {
+		if r.Role != cfg.DefaultRole && !slices.Contains(cfg.AllowedRoles, r.Role) {
+			bad("BRIDGE_ROLE_RULES", "%s=%s: role %q must be in BRIDGE_ALLOWED_ROLES or be BRIDGE_DEFAULT_ROLE", r.Tag, r.Role, r.Role)
 		}
 	}
 	if cfg.DefaultRole == "administrator" {

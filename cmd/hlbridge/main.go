@@ -121,7 +121,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		return fmt.Errorf("read the roles of WordPress at %s: %w", cfg.WordPressURL, err)
 	}
 	if err := syncer.CheckRoles(roles); err != nil {
-		return fmt.Errorf("BRIDGE_DEFAULT_ROLE / BRIDGE_ALLOWED_ROLES: %w", err)
+		return fmt.Errorf("BRIDGE_DEFAULT_ROLE / BRIDGE_ALLOWED_ROLES / BRIDGE_ROLE_RULES: %w", err)
 	}
 
 	q, err := queue.New(store, syncer, queue.Config{

@@ -53,7 +53,7 @@ func newSyncer(cfg *config, users bridge.Users, d doors, logger *slog.Logger) (*
 		DefaultRole: cfg.DefaultRole, AllowedRoles: cfg.AllowedRoles,
 		UsernameField: cfg.UsernameField, PasswordField: cfg.PasswordField,
 		ReturnPasswordField: cfg.ReturnPasswordField, FieldMap: cfg.fieldMap,
-		TagsMetaKey: cfg.TagsMetaKey, ContactIDMetaKey: cfg.ContactIDMetaKey,
+		RoleRules: cfg.roleRules, TagsMetaKey: cfg.TagsMetaKey, ContactIDMetaKey: cfg.ContactIDMetaKey,
 	}, users, contacts, logger)
 }
 
