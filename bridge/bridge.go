@@ -23,6 +23,9 @@ type Users interface {
 	Meta(ctx context.Context, id int64, keys ...string) (map[string]wordpress.MetaValue, error)
 	SetMeta(ctx context.Context, id int64, values map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error)
 	SendPendingNotification(ctx context.Context, id int64, who wordpress.Notify, flag string) (bool, error)
+	RemoveRoles(ctx context.Context, id int64, roles []string) ([]string, error)
+	DeleteUser(ctx context.Context, id, reassign int64) error
+	PasswordResetLink(ctx context.Context, id int64) (string, error)
 }
 
 // Contacts is what the bridge needs of HighLevel; *highlevel.Client has it.
@@ -51,6 +54,16 @@ type Config struct {
 	// included). Empty: roles change only by role=. Every rule's role must
 	// be allowed. Roles outside AllowedRoles are never touched.
 	RoleRules []RoleRule
+	// OnContactDelete says what a signed ContactDelete app event, and the
+	// deactivation tag, do to the contact's user; "" is DeactivateIgnore.
+	OnContactDelete Deactivation
+	// ReassignUser is the user id that receives a deleted user's content;
+	// required with DeactivateDelete.
+	ReassignUser int64
+	// DeactivateTag names a tag that, when a contact carries it, makes any
+	// sync apply OnContactDelete instead of the normal update (and never
+	// create a user). Compared case-insensitively. Empty: off.
+	DeactivateTag string
 	// FieldMap says which HighLevel fields fill which WordPress fields.
 	FieldMap []Mapping
 	// TagsMetaKey is the user meta holding the contact's tag names as a
@@ -104,6 +117,9 @@ func NewSyncer(cfg Config, users Users, contacts Contacts, logger *slog.Logger) 
 		}
 	}
 	if err := (&Syncer{cfg: cfg}).checkRoleRules(); err != nil {
+		return nil, err
+	}
+	if err := checkDeactivation(cfg); err != nil {
 		return nil, err
 	}
 	if contacts == nil && cfg.ReturnPasswordField != "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 
 	"github.com/hlbridge/hlbridge/highlevel"
@@ -25,6 +26,11 @@ const (
 	ActionUpdateTags Action = "update_tags"
 	// ActionTest answers success and touches nothing.
 	ActionTest Action = "test"
+	// ActionDeactivate applies the deactivation policy (Config.OnContactDelete)
+	// to the user linked to a contact that was deleted in HighLevel. Only a
+	// signed ContactDelete app event asks for it; workflows use the
+	// deactivation tag instead, so ParseAction does not take it.
+	ActionDeactivate Action = "deactivate"
 )
 
 // TakesRole reports whether the action applies a webhook's role=: add and
@@ -71,6 +77,10 @@ type Result struct {
 	Notified bool `json:"notified,omitempty"`
 	// PasswordReturned: the generated password was written to HighLevel.
 	PasswordReturned bool `json:"password_returned,omitempty"`
+	// Deactivated says what a deactivation did: unlinked, roles_stripped,
+	// deleted, or no_user (there was no linked user); empty when the sync
+	// was not a deactivation.
+	Deactivated string `json:"deactivated,omitempty"`
 }
 
 // Apply carries out req against WordPress: it loads the contact, finds
@@ -81,7 +91,7 @@ func (s *Syncer) Apply(ctx context.Context, req Request) (Result, error) {
 	if req.Action == ActionTest {
 		return Result{}, nil
 	}
-	if _, ok := ParseAction(string(req.Action)); !ok {
+	if _, ok := ParseAction(string(req.Action)); !ok && req.Action != ActionDeactivate {
 		return Result{}, refuse("unknown action %q", req.Action)
 	}
 	if req.ContactID == "" {
@@ -94,6 +104,9 @@ func (s *Syncer) Apply(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	defer s.locks.lock(req.ContactID)()
+	if req.Action == ActionDeactivate {
+		return s.deactivateDeleted(ctx, req)
+	}
 	c, err := s.contact(ctx, req)
 	if err != nil {
 		return Result{}, err
@@ -101,6 +114,12 @@ func (s *Syncer) Apply(ctx context.Context, req Request) (Result, error) {
 	u, err := s.findUser(ctx, c)
 	if err != nil {
 		return Result{}, err
+	}
+	if s.deactivatedByTag(c) {
+		if u == nil {
+			return Result{Deactivated: deactivatedNone}, nil // never create a user to deactivate it
+		}
+		return s.deactivateUser(ctx, c.ID, u)
 	}
 	if u == nil {
 		if req.Action != ActionAdd {
@@ -197,6 +216,27 @@ func (u dryUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpd
 
 func (u dryUsers) SetMeta(_ context.Context, _ int64, values map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error) {
 	return values, nil
+}
+
+func (u dryUsers) RemoveRoles(ctx context.Context, id int64, roles []string) ([]string, error) {
+	cur, err := u.UserByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for _, r := range cur.Roles {
+		if !slices.Contains(roles, r) {
+			left = append(left, r)
+		}
+	}
+	return left, nil
+}
+
+func (u dryUsers) DeleteUser(context.Context, int64, int64) error { return nil }
+
+// PasswordResetLink answers a placeholder: a plan makes no link.
+func (u dryUsers) PasswordResetLink(context.Context, int64) (string, error) {
+	return "(a set-password link)", nil
 }
 
 // SendPendingNotification answers that the mail would be sent.

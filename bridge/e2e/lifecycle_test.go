@@ -1,14 +1,20 @@
 package e2e_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/highlevel"
 	"github.com/hlbridge/hlbridge/internal/testkit"
+	"github.com/hlbridge/hlbridge/wordpress"
+	"github.com/hlbridge/hlbridge/wordpress/wordpresstest"
 )
 
 // These tests prove the membership lifecycle (README: "Memberships"),
@@ -98,5 +104,144 @@ func TestRoleRulesKeepOtherRoles(t *testing.T) {
 	}
 	if got := b.user(t, c.Email).Roles; !slices.Equal(sortedRoles(got), []string{"author", "subscriber"}) {
 		t.Errorf("author without gold: roles %v, want author and subscriber", got)
+	}
+}
+
+// withDeactivation runs the bridge with policy on ContactDelete (and tag,
+// if any), trusting verifier's app events.
+func withDeactivation(policy bridge.Deactivation, reassign int64, tag string, verifier *highlevel.Verifier) option {
+	return func(s *settings) {
+		s.cfg.OnContactDelete, s.cfg.ReassignUser, s.cfg.DeactivateTag = policy, reassign, tag
+		s.verifier = verifier
+	}
+}
+
+// post creates a published post by user id and returns its id.
+func post(t *testing.T, userID int64) int64 {
+	t.Helper()
+	out := site.Eval(t, `$id = wp_insert_post(array('post_title' => 'by a member', 'post_status' => 'publish', 'post_author' => (int) $args[0]), true);
+if (is_wp_error($id)) { fwrite(STDERR, $id->get_error_message()); exit(1); }
+echo $id;`, strconv.FormatInt(userID, 10))
+	id, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+	if err != nil {
+		t.Fatalf("post: %q", out)
+	}
+	return id
+}
+
+func postAuthor(t *testing.T, postID int64) string {
+	t.Helper()
+	return strings.TrimSpace(site.Eval(t, `$p = get_post((int) $args[0]); echo $p ? $p->post_author : 'none';`, strconv.FormatInt(postID, 10)))
+}
+
+// A signed ContactDelete applies BRIDGE_ON_CONTACT_DELETE to the user
+// linked to the contact, and says what it did.
+func TestContactDeleteDeactivates(t *testing.T) {
+	t.Parallel()
+	reassign := site.CreateUser(t, wordpresstest.UniqueEmail(t), "author")
+	cases := []struct {
+		policy bridge.Deactivation
+		want   string
+		check  func(t *testing.T, b *bundle, id int64, postID int64)
+	}{
+		{bridge.DeactivateUnlink, "unlinked", func(t *testing.T, b *bundle, id, _ int64) {
+			u, err := b.wp.UserByID(context.Background(), id)
+			if err != nil || !slices.Equal(u.Roles, []string{"author", "customer"}) && !slices.Equal(u.Roles, []string{"customer", "author"}) {
+				t.Errorf("unlinked user: %+v %v, want its roles kept", u, err)
+			}
+			if m := b.meta(t, id, "highlevel_contact_id", "highlevel_tags"); m["highlevel_contact_id"] != nil || m["highlevel_tags"] == nil {
+				t.Errorf("unlinked user's meta: %v, want the contact id gone and the tags kept", m)
+			}
+		}},
+		{bridge.DeactivateStripRoles, "roles_stripped", func(t *testing.T, b *bundle, id, _ int64) {
+			u, err := b.wp.UserByID(context.Background(), id)
+			if err != nil || !slices.Equal(u.Roles, []string{"author"}) {
+				t.Errorf("stripped user: %+v %v, want only author left", u, err)
+			}
+		}},
+		{bridge.DeactivateDelete, "deleted", func(t *testing.T, b *bundle, id, postID int64) {
+			if _, err := b.wp.UserByID(context.Background(), id); !errors.Is(err, wordpress.ErrNotFound) {
+				t.Errorf("deleted user: %v, want not found", err)
+			}
+			if got := postAuthor(t, postID); got != strconv.FormatInt(reassign, 10) {
+				t.Errorf("the deleted user's post belongs to %s, want %d", got, reassign)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(string(tc.policy), func(t *testing.T) {
+			t.Parallel()
+			signer, verifier := newAppSigner(t)
+			b := setup(t, withDeactivation(tc.policy, reassign, "", verifier))
+			c := b.contact(t)
+			id := site.CreateUser(t, c.Email, "author")
+			if status, r := b.wpf(t, "add", c.ID, "role", "customer"); status != http.StatusOK || r.Result.UserID != id {
+				t.Fatalf("add: %d %+v", status, r)
+			}
+			postID := post(t, id)
+			b.hl.DeleteContact(c.ID)
+			status, r := signer.post(t, b, appEvent(highlevel.EventContactDelete, c.ID, b.hl.LocationID), "")
+			if status != http.StatusOK || r.Result.Deactivated != tc.want || r.Result.UserID != id {
+				t.Fatalf("ContactDelete: %d %+v, want deactivated %s", status, r, tc.want)
+			}
+			tc.check(t, b, id, postID)
+			// Again (HighLevel's retry after a lost answer is a new
+			// delivery only if its webhookId differs): nothing more happens.
+			status, r = signer.post(t, b, appEvent(highlevel.EventContactDelete, c.ID, b.hl.LocationID), "")
+			if status != http.StatusOK || r.Result.Changed != nil {
+				t.Errorf("second ContactDelete: %d %+v, want nothing changed", status, r)
+			}
+		})
+	}
+}
+
+// An administrator linked to a deleted contact is never deactivated: the
+// event is refused with the reason and nothing changes.
+func TestContactDeleteNeverTouchesAdministrators(t *testing.T) {
+	t.Parallel()
+	reassign := site.CreateUser(t, wordpresstest.UniqueEmail(t), "author")
+	signer, verifier := newAppSigner(t)
+	b := setup(t, withDeactivation(bridge.DeactivateDelete, reassign, "", verifier), withQueue(fastQueue))
+	c := b.contact(t)
+	admin := site.CreateUser(t, c.Email, "administrator")
+	if _, err := b.wp.SetMeta(context.Background(), admin, map[string]wordpress.MetaValue{"highlevel_contact_id": c.ID}); err != nil {
+		t.Fatal(err)
+	}
+	before := b.state(t, admin)
+	status, r := signer.post(t, b, appEvent(highlevel.EventContactDelete, c.ID, b.hl.LocationID), "")
+	if status != http.StatusAccepted {
+		t.Fatalf("ContactDelete: %d %+v", status, r)
+	}
+	e := b.waitEvent(t, r.EventID, 30*time.Second)
+	if e.Status != bridge.StatusRefused || e.Action != bridge.ActionDeactivate || !strings.Contains(e.Error, "administrator") {
+		t.Errorf("event = %+v, want a refused deactivate naming the administrator", e)
+	}
+	sameState(t, before, b.state(t, admin))
+}
+
+// A contact that carries the deactivation tag is deactivated by any sync
+// instead of updated, and never gets a user.
+func TestDeactivationTag(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withDeactivation(bridge.DeactivateStripRoles, 0, "cancelled", nil))
+	c := b.contact(t)
+	if status, r := b.wpf(t, "add", c.ID, "role", "customer"); status != http.StatusOK {
+		t.Fatalf("add: %d %+v", status, r)
+	}
+	c.Tags, c.FirstName = []string{"Cancelled"}, "Renamed"
+	b.hl.PutContact(c)
+	status, r := b.wpf(t, "update_tags", c.ID)
+	if status != http.StatusOK || r.Result.Deactivated != "roles_stripped" {
+		t.Fatalf("update_tags with the tag: %d %+v\n%s", status, r, b.logs.String())
+	}
+	if u := b.user(t, c.Email); len(u.Roles) != 0 || u.FirstName != "Ada" {
+		t.Errorf("deactivated user: roles %v, first name %q; want no role, nothing else changed", u.Roles, u.FirstName)
+	}
+	other := b.contact(t, func(c *highlevel.Contact) { c.Tags = []string{"cancelled"} })
+	if status, r := b.wpf(t, "add", other.ID); status != http.StatusOK || r.Result.Deactivated != "no_user" || r.Result.Created {
+		t.Fatalf("add with the tag: %d %+v", status, r)
+	}
+	if _, err := b.wp.UserByEmail(context.Background(), other.Email); !errors.Is(err, wordpress.ErrNotFound) {
+		t.Errorf("an add of a deactivated contact made a user: %v", err)
 	}
 }

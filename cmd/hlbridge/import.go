@@ -197,7 +197,7 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return fmt.Errorf("check WordPress at %s: %w (run hlbridge check)", cfg.WordPressURL, err)
 		}
-		syncer, err := newSyncer(cfg, d.wp, d, logger)
+		syncer, err := newSyncer(ctx, cfg, d.wp, d, logger)
 		if err != nil {
 			return err
 		}

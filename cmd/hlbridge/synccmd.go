@@ -44,7 +44,10 @@ func newDoors(cfg *config, logger *slog.Logger) (doors, error) {
 
 // newSyncer returns the product's rules on users; contacts come from
 // HighLevel's API when d.hl is set, else from webhook bodies.
-func newSyncer(cfg *config, users bridge.Users, d doors, logger *slog.Logger) (*bridge.Syncer, error) {
+func newSyncer(ctx context.Context, cfg *config, users bridge.Users, d doors, logger *slog.Logger) (*bridge.Syncer, error) {
+	if err := cfg.resolveReassign(ctx, d.wp); err != nil {
+		return nil, err
+	}
 	var contacts bridge.Contacts // nil: payload mode (a nil *highlevel.Client would not be)
 	if d.hl != nil {
 		contacts = d.hl
@@ -53,7 +56,8 @@ func newSyncer(cfg *config, users bridge.Users, d doors, logger *slog.Logger) (*
 		DefaultRole: cfg.DefaultRole, AllowedRoles: cfg.AllowedRoles,
 		UsernameField: cfg.UsernameField, PasswordField: cfg.PasswordField,
 		ReturnPasswordField: cfg.ReturnPasswordField, FieldMap: cfg.fieldMap,
-		RoleRules: cfg.roleRules, TagsMetaKey: cfg.TagsMetaKey, ContactIDMetaKey: cfg.ContactIDMetaKey,
+		RoleRules: cfg.roleRules, OnContactDelete: cfg.onDelete, ReassignUser: cfg.reassignID,
+		DeactivateTag: cfg.DeactivateTag, TagsMetaKey: cfg.TagsMetaKey, ContactIDMetaKey: cfg.ContactIDMetaKey,
 	}, users, contacts, logger)
 }
 
@@ -121,7 +125,7 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("check WordPress at %s: %w (run hlbridge check)", cfg.WordPressURL, err)
 	}
-	syncer, err := newSyncer(cfg, d.wp, d, logger)
+	syncer, err := newSyncer(ctx, cfg, d.wp, d, logger)
 	if err != nil {
 		return err
 	}
