@@ -64,6 +64,10 @@ type Config struct {
 	// sync apply OnContactDelete instead of the normal update (and never
 	// create a user). Compared case-insensitively. Empty: off.
 	DeactivateTag string
+	// ReturnLoginLinkField names the HighLevel custom field (id or key) that
+	// receives, for a new user, WordPress's own set-password link. Empty:
+	// off. Works with or without ReturnPasswordField.
+	ReturnLoginLinkField string
 	// FieldMap says which HighLevel fields fill which WordPress fields.
 	FieldMap []Mapping
 	// TagsMetaKey is the user meta holding the contact's tag names as a
@@ -124,6 +128,9 @@ func NewSyncer(cfg Config, users Users, contacts Contacts, logger *slog.Logger) 
 	}
 	if contacts == nil && cfg.ReturnPasswordField != "" {
 		return nil, errors.New("bridge: returning a password to HighLevel needs a HighLevel token")
+	}
+	if contacts == nil && cfg.ReturnLoginLinkField != "" {
+		return nil, errors.New("bridge: returning a login link to HighLevel needs a HighLevel token")
 	}
 	for _, m := range cfg.FieldMap {
 		if k, ok := m.MetaKey(); ok && (k == cfg.TagsMetaKey || k == cfg.ContactIDMetaKey) {

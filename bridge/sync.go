@@ -77,6 +77,8 @@ type Result struct {
 	Notified bool `json:"notified,omitempty"`
 	// PasswordReturned: the generated password was written to HighLevel.
 	PasswordReturned bool `json:"password_returned,omitempty"`
+	// LoginLinkReturned: a set-password link was written to HighLevel.
+	LoginLinkReturned bool `json:"login_link_returned,omitempty"`
 	// Deactivated says what a deactivation did: unlinked, roles_stripped,
 	// deleted, or no_user (there was no linked user); empty when the sync
 	// was not a deactivation.
@@ -371,6 +373,9 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 	if generated && s.cfg.ReturnPasswordField != "" {
 		meta[pendingPasswordKey] = passwordSetAtCreation
 	}
+	if s.cfg.ReturnLoginLinkField != "" {
+		meta[pendingLinkKey] = "1"
+	}
 	// One request creates the user with its meta: no user is ever left
 	// without its contact link.
 	nu := wordpress.NewUser{
@@ -427,8 +432,8 @@ func (s *Syncer) createError(c *highlevel.Contact, err error) error {
 }
 
 // finishPending finishes what a user's creation left to do, as its pending
-// meta says: WordPress's welcome notification, then the password's return
-// to HighLevel. A crash or a failure leaves the flags set, and a later sync
+// meta says: WordPress's welcome notification, the password's return to
+// HighLevel, then the set-password link's. A crash or a failure leaves the flags set, and a later sync
 // of the contact finishes the job.
 func (s *Syncer) finishPending(ctx context.Context, c *highlevel.Contact, userID int64, pending map[string]wordpress.MetaValue, res Result) (Result, error) {
 	if pending[pendingNotificationKey] != nil {
@@ -449,6 +454,15 @@ func (s *Syncer) finishPending(ctx context.Context, c *highlevel.Contact, userID
 			res.PasswordReturned = true
 		}
 	}
+	if pending[pendingLinkKey] != nil {
+		switch err := s.finishLinkReturn(ctx, c, userID); {
+		case errors.Is(err, errReturnOff):
+		case err != nil:
+			return res, err
+		default:
+			res.LoginLinkReturned = true
+		}
+	}
 	return res, nil
 }
 
@@ -458,7 +472,7 @@ func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, 
 		return Result{}, refuse("user %d is %s; hlbridge never changes administrators or users who can manage the site", u.ID, why)
 	}
 	res := Result{UserID: u.ID}
-	keys := []string{s.cfg.ContactIDMetaKey, s.cfg.TagsMetaKey, pendingNotificationKey, pendingPasswordKey}
+	keys := []string{s.cfg.ContactIDMetaKey, s.cfg.TagsMetaKey, pendingNotificationKey, pendingPasswordKey, pendingLinkKey}
 	var fields fieldValues
 	if req.Action != ActionUpdateTags {
 		var err error
@@ -524,7 +538,7 @@ func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, 
 		}
 		res.Changed = sortedKeys(changes)
 	}
-	if current[pendingNotificationKey] != nil || current[pendingPasswordKey] != nil {
+	if current[pendingNotificationKey] != nil || current[pendingPasswordKey] != nil || current[pendingLinkKey] != nil {
 		return s.finishPending(ctx, c, u.ID, current, res)
 	}
 	return res, nil

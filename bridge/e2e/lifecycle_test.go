@@ -2,8 +2,10 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -243,5 +245,69 @@ func TestDeactivationTag(t *testing.T) {
 	}
 	if _, err := b.wp.UserByEmail(context.Background(), other.Email); !errors.Is(err, wordpress.ErrNotFound) {
 		t.Errorf("an add of a deactivated contact made a user: %v", err)
+	}
+}
+
+// A new user's set-password link reaches HighLevel: it opens WordPress's
+// reset form for that user, a password set through it logs in, and the
+// link is in no log line and no stored event. It goes out once per new
+// user, next to the password return.
+func TestReturnLoginLink(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withQueue(fastQueue), withConfig(func(c *bridge.Config) {
+		c.ReturnLoginLinkField, c.ReturnPasswordField = "wp_login_link", "wp_password"
+	}))
+	linkField := b.hl.AddCustomField(highlevel.CustomField{ID: "cf" + testkit.RandomID(12), Name: "WP Login Link", FieldKey: "contact.wp_login_link"})
+	b.hl.AddCustomField(highlevel.CustomField{ID: "cf" + testkit.RandomID(12), Name: "WP Password", FieldKey: "contact.wp_password"})
+	c := b.contact(t)
+	status, r := b.wpf(t, "add", c.ID, "sync", "true")
+	if status != http.StatusOK || !r.Result.Created || !r.Result.LoginLinkReturned || !r.Result.PasswordReturned {
+		t.Fatalf("add: %d %+v", status, r)
+	}
+	stored, _ := b.hl.Contact(c.ID)
+	link, _ := stored.Custom(linkField.ID)
+	u := b.user(t, c.Email)
+	want := site.URL + "/wp-login.php?action=rp&key="
+	if !strings.HasPrefix(link, want) || !strings.HasSuffix(link, "&login="+url.QueryEscape(u.Username)) {
+		t.Fatalf("HighLevel received %q, want %s…&login=%s", link, want, u.Username)
+	}
+	key := strings.TrimPrefix(strings.Split(link, "&login=")[0], want)
+
+	// Nothing of it in the log or the stored event.
+	e := b.waitEvent(t, r.EventID, 30*time.Second)
+	raw, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, text := range map[string]string{"log": b.logs.String(), "stored event": string(raw)} {
+		if strings.Contains(text, key) {
+			t.Errorf("the login link's key reached the %s", what)
+		}
+	}
+	if m := b.meta(t, u.ID, "hlbridge_pending_login_link"); m["hlbridge_pending_login_link"] != nil {
+		t.Errorf("pending link flag still set: %v", m)
+	}
+
+	// A second sync makes no new link.
+	writes := len(b.hl.Writes())
+	if status, r := b.wpf(t, "add", c.ID, "sync", "true"); status != http.StatusOK || r.Result.LoginLinkReturned {
+		t.Fatalf("second add: %d %+v", status, r)
+	}
+	if len(b.hl.Writes()) != writes {
+		t.Errorf("a second add wrote to HighLevel again")
+	}
+
+	// The link works as WordPress's own: it opens the reset form, and the
+	// password chosen there logs in.
+	chosen := "Chosen-" + testkit.RandomID(16)
+	if err := site.SetPasswordThroughLink(link, chosen); err != nil {
+		t.Fatalf("set a password through the link: %v", err)
+	}
+	if !site.LoginWorks(t, u.Username, chosen) {
+		t.Errorf("the password set through the link does not log in")
+	}
+	// WordPress spends the key: the link works once.
+	if err := site.SetPasswordThroughLink(link, "Another-"+testkit.RandomID(16)); err == nil {
+		t.Errorf("the link worked twice")
 	}
 }

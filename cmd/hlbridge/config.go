@@ -41,6 +41,7 @@ type config struct {
 	UsernameField       string   `env:"BRIDGE_USERNAME_FIELD"`
 	PasswordField       string   `env:"BRIDGE_PASSWORD_FIELD"`
 	ReturnPasswordField string   `env:"BRIDGE_RETURN_PASSWORD_FIELD"`
+	ReturnLinkField     string   `env:"BRIDGE_RETURN_LOGIN_LINK_FIELD"`
 	RoleRules           string   `env:"BRIDGE_ROLE_RULES"`
 	OnContactDelete     string   `env:"BRIDGE_ON_CONTACT_DELETE, default=ignore"`
 	ReassignUser        string   `env:"BRIDGE_REASSIGN_USER"`
@@ -130,6 +131,9 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 	if cfg.HighLevelToken == "" {
 		if cfg.ReturnPasswordField != "" {
 			bad("BRIDGE_RETURN_PASSWORD_FIELD", "needs HIGHLEVEL_TOKEN: the password is written back through HighLevel's API")
+		}
+		if cfg.ReturnLinkField != "" {
+			bad("BRIDGE_RETURN_LOGIN_LINK_FIELD", "needs HIGHLEVEL_TOKEN: the link is written back through HighLevel's API")
 		}
 	}
 	if cfg.fieldMap, err = bridge.ParseFieldMap(cfg.FieldMap); err != nil {

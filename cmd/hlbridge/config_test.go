@@ -56,6 +56,7 @@ func TestConfigValidation(t *testing.T) {
 		{"unknown deactivation policy", map[string]string{"BRIDGE_ON_CONTACT_DELETE": "archive"}, []string{"BRIDGE_ON_CONTACT_DELETE"}},
 		{"delete without a reassign user", map[string]string{"BRIDGE_ON_CONTACT_DELETE": "delete"}, []string{"BRIDGE_REASSIGN_USER"}},
 		{"deactivation tag without a policy", map[string]string{"BRIDGE_DEACTIVATE_TAG": "cancelled"}, []string{"BRIDGE_DEACTIVATE_TAG"}},
+		{"login link without a token", map[string]string{"HIGHLEVEL_TOKEN": "", "BRIDGE_RETURN_LOGIN_LINK_FIELD": "wp_link"}, []string{"BRIDGE_RETURN_LOGIN_LINK_FIELD"}},
 		{"administrator by default", map[string]string{"BRIDGE_DEFAULT_ROLE": "administrator"}, []string{"BRIDGE_DEFAULT_ROLE"}},
 		{"no WordPress concurrency", map[string]string{"BRIDGE_WORDPRESS_CONCURRENCY": "0"}, []string{"BRIDGE_WORDPRESS_CONCURRENCY"}},
 		{"WordPress concurrency not a number", map[string]string{"BRIDGE_WORDPRESS_CONCURRENCY": "many"}, []string{"BRIDGE_WORDPRESS_CONCURRENCY"}},

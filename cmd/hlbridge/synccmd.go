@@ -55,7 +55,7 @@ func newSyncer(ctx context.Context, cfg *config, users bridge.Users, d doors, lo
 	return bridge.NewSyncer(bridge.Config{
 		DefaultRole: cfg.DefaultRole, AllowedRoles: cfg.AllowedRoles,
 		UsernameField: cfg.UsernameField, PasswordField: cfg.PasswordField,
-		ReturnPasswordField: cfg.ReturnPasswordField, FieldMap: cfg.fieldMap,
+		ReturnPasswordField: cfg.ReturnPasswordField, ReturnLoginLinkField: cfg.ReturnLinkField, FieldMap: cfg.fieldMap,
 		RoleRules: cfg.roleRules, OnContactDelete: cfg.onDelete, ReassignUser: cfg.reassignID,
 		DeactivateTag: cfg.DeactivateTag, TagsMetaKey: cfg.TagsMetaKey, ContactIDMetaKey: cfg.ContactIDMetaKey,
 	}, users, contacts, logger)
