@@ -73,6 +73,9 @@ func (s *Server) handleAppEvent(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"status": "ignored", "event": ev.Type, "message": why})
 	}
 	switch {
+	case !ok && ev.Type == highlevel.EventContactDelete:
+		ignore("BRIDGE_ON_CONTACT_DELETE is ignore: deleted contacts leave their users as they are")
+		return
 	case !ok:
 		ignore("hlbridge does not act on " + ev.Type + " events")
 		return
