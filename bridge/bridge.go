@@ -23,6 +23,9 @@ type Users interface {
 	Meta(ctx context.Context, id int64, keys ...string) (map[string]wordpress.MetaValue, error)
 	SetMeta(ctx context.Context, id int64, values map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error)
 	SendPendingNotification(ctx context.Context, id int64, who wordpress.Notify, flag string) (bool, error)
+	RemoveRoles(ctx context.Context, id int64, roles []string) ([]string, error)
+	DeleteUser(ctx context.Context, id, reassign int64) error
+	PasswordResetLink(ctx context.Context, id int64) (string, error)
 }
 
 // Contacts is what the bridge needs of HighLevel; *highlevel.Client has it.
@@ -46,6 +49,25 @@ type Config struct {
 	// ReturnPasswordField names the HighLevel custom field (id or key) that
 	// receives the password generated for a new user. Empty: off.
 	ReturnPasswordField string
+	// RoleRules, in order, give a user the role of the first rule whose tag
+	// its contact carries, else DefaultRole, on every sync (update_tags
+	// included). Empty: roles change only by role=. Every rule's role must
+	// be allowed. Roles outside AllowedRoles are never touched.
+	RoleRules []RoleRule
+	// OnContactDelete says what a signed ContactDelete app event, and the
+	// deactivation tag, do to the contact's user; "" is DeactivateIgnore.
+	OnContactDelete Deactivation
+	// ReassignUser is the user id that receives a deleted user's content;
+	// required with DeactivateDelete.
+	ReassignUser int64
+	// DeactivateTag names a tag that, when a contact carries it, makes any
+	// sync apply OnContactDelete instead of the normal update (and never
+	// create a user). Compared case-insensitively. Empty: off.
+	DeactivateTag string
+	// ReturnLoginLinkField names the HighLevel custom field (id or key) that
+	// receives, for a new user, WordPress's own set-password link. Empty:
+	// off. Works with or without ReturnPasswordField.
+	ReturnLoginLinkField string
 	// FieldMap says which HighLevel fields fill which WordPress fields.
 	FieldMap []Mapping
 	// TagsMetaKey is the user meta holding the contact's tag names as a
@@ -98,8 +120,17 @@ func NewSyncer(cfg Config, users Users, contacts Contacts, logger *slog.Logger) 
 			return nil, fmt.Errorf("bridge: role %q may never be granted by a webhook", r)
 		}
 	}
+	if err := (&Syncer{cfg: cfg}).checkRoleRules(); err != nil {
+		return nil, err
+	}
+	if err := checkDeactivation(cfg); err != nil {
+		return nil, err
+	}
 	if contacts == nil && cfg.ReturnPasswordField != "" {
 		return nil, errors.New("bridge: returning a password to HighLevel needs a HighLevel token")
+	}
+	if contacts == nil && cfg.ReturnLoginLinkField != "" {
+		return nil, errors.New("bridge: returning a login link to HighLevel needs a HighLevel token")
 	}
 	for _, m := range cfg.FieldMap {
 		if k, ok := m.MetaKey(); ok && (k == cfg.TagsMetaKey || k == cfg.ContactIDMetaKey) {

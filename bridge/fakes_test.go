@@ -193,6 +193,34 @@ func (f *fakeUsers) SendPendingNotification(_ context.Context, id int64, who wor
 	return true, nil
 }
 
+func (f *fakeUsers) RemoveRoles(_ context.Context, id int64, roles []string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record(fmt.Sprintf("RemoveRoles %d", id), roles)
+	for _, u := range f.users {
+		if u.ID == id {
+			u.Roles = slices.DeleteFunc(u.Roles, func(r string) bool { return slices.Contains(roles, r) })
+			return u.Roles, nil
+		}
+	}
+	return nil, notFound("remove roles")
+}
+
+func (f *fakeUsers) DeleteUser(_ context.Context, id, reassign int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record(fmt.Sprintf("DeleteUser %d", id), reassign)
+	f.users = slices.DeleteFunc(f.users, func(u *wordpress.User) bool { return u.ID == id })
+	return nil
+}
+
+func (f *fakeUsers) PasswordResetLink(_ context.Context, id int64) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record(fmt.Sprintf("PasswordResetLink %d", id), nil)
+	return fmt.Sprintf("https://example.com/wp-login.php?action=rp&key=k%d&login=u%d", id, id), nil
+}
+
 // fakeContacts serves contacts from memory for the mapping's unit tests.
 type fakeContacts struct {
 	contacts map[string]highlevel.Contact

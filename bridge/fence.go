@@ -59,6 +59,28 @@ func (u fencedUsers) SendPendingNotification(ctx context.Context, id int64, who 
 	return u.Users.SendPendingNotification(ctx, id, who, flag)
 }
 
+func (u fencedUsers) RemoveRoles(ctx context.Context, id int64, roles []string) ([]string, error) {
+	if err := WriteFenceErr(ctx); err != nil {
+		return nil, err
+	}
+	return u.Users.RemoveRoles(ctx, id, roles)
+}
+
+func (u fencedUsers) DeleteUser(ctx context.Context, id, reassign int64) error {
+	if err := WriteFenceErr(ctx); err != nil {
+		return err
+	}
+	return u.Users.DeleteUser(ctx, id, reassign)
+}
+
+// PasswordResetLink is a write: it replaces the user's reset key.
+func (u fencedUsers) PasswordResetLink(ctx context.Context, id int64) (string, error) {
+	if err := WriteFenceErr(ctx); err != nil {
+		return "", err
+	}
+	return u.Users.PasswordResetLink(ctx, id)
+}
+
 // fencedContacts checks the fence before writing to HighLevel.
 type fencedContacts struct{ Contacts }
 

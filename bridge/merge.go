@@ -21,7 +21,9 @@ func actionRank(a Action) int {
 // field (a field it left out keeps the earlier value). In token mode the
 // sync reads the contact's current state anyway. Only an add or an update
 // carries its role: an update_tags never changes roles, also when merged
-// into an add.
+// into an add. A deactivate (a deleted contact) wins over whatever came
+// before it and over an update or update_tags after it; an add after it
+// wins over it (see the README, Coalescing).
 func Merge(earlier, later *Request) *Request {
 	switch {
 	case earlier == nil:
@@ -30,7 +32,18 @@ func Merge(earlier, later *Request) *Request {
 		return earlier
 	}
 	m := *earlier
-	if actionRank(later.Action) > actionRank(m.Action) {
+	switch {
+	case later.Action == ActionDeactivate:
+		// The contact was deleted after the earlier webhooks: the deletion
+		// is the contact's last word.
+		m.Action = ActionDeactivate
+	case m.Action == ActionDeactivate && later.Action == ActionAdd:
+		// An add after a deletion asks, explicitly, for a user again: it
+		// wins (in token mode it is refused when HighLevel no longer has
+		// the contact). An update or update_tags after it does not undo it.
+		m.Action = ActionAdd
+	case m.Action == ActionDeactivate:
+	case actionRank(later.Action) > actionRank(m.Action):
 		m.Action = later.Action
 	}
 	m.SendNotification = m.SendNotification || later.SendNotification

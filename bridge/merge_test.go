@@ -14,6 +14,7 @@ func TestMerge(t *testing.T) {
 	tags := &Request{Action: ActionUpdateTags, ContactID: "c", Role: "member"}
 	updRole := &Request{Action: ActionUpdate, ContactID: "c", Role: "member"}
 	addBare := &Request{Action: ActionAdd, ContactID: "c"}
+	del := &Request{Action: ActionDeactivate, ContactID: "c"}
 	cases := []struct {
 		name   string
 		a, b   *Request
@@ -28,6 +29,11 @@ func TestMerge(t *testing.T) {
 		{"update absorbs update_tags without its role", upd, tags, ActionUpdate, false, ""},
 		{"add keeps its role over a later update_tags", add, tags, ActionAdd, true, "customer"},
 		{"update_tags's role is not carried into a later add", tags, addBare, ActionAdd, false, ""},
+		{"a deactivation after an update wins", updRole, del, ActionDeactivate, false, "member"},
+		{"a deactivation after an add wins", add, del, ActionDeactivate, true, "customer"},
+		{"an update after a deactivation does not undo it", del, updRole, ActionDeactivate, false, "member"},
+		{"an update_tags after a deactivation does not undo it", del, tags, ActionDeactivate, false, ""},
+		{"an add after a deactivation wins", del, add, ActionAdd, true, "customer"},
 		{"nil earlier", nil, updRole, ActionUpdate, false, "member"},
 		{"nil later", add, nil, ActionAdd, true, "customer"},
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 
 	"github.com/hlbridge/hlbridge/highlevel"
@@ -25,10 +26,16 @@ const (
 	ActionUpdateTags Action = "update_tags"
 	// ActionTest answers success and touches nothing.
 	ActionTest Action = "test"
+	// ActionDeactivate applies the deactivation policy (Config.OnContactDelete)
+	// to the user linked to a contact that was deleted in HighLevel. Only a
+	// signed ContactDelete app event asks for it; workflows use the
+	// deactivation tag instead, so ParseAction does not take it.
+	ActionDeactivate Action = "deactivate"
 )
 
 // TakesRole reports whether the action applies a webhook's role=: add and
-// update do; update_tags never changes roles, so its role= is ignored.
+// update do; update_tags ignores its role= (only the role rules, when
+// configured, change roles on update_tags).
 func (a Action) TakesRole() bool { return a == ActionAdd || a == ActionUpdate }
 
 // ParseAction returns the action named s, or false.
@@ -70,6 +77,12 @@ type Result struct {
 	Notified bool `json:"notified,omitempty"`
 	// PasswordReturned: the generated password was written to HighLevel.
 	PasswordReturned bool `json:"password_returned,omitempty"`
+	// LoginLinkReturned: a set-password link was written to HighLevel.
+	LoginLinkReturned bool `json:"login_link_returned,omitempty"`
+	// Deactivated says what a deactivation did: unlinked, roles_stripped,
+	// deleted, or no_user (there was no linked user); empty when the sync
+	// was not a deactivation.
+	Deactivated string `json:"deactivated,omitempty"`
 }
 
 // Apply carries out req against WordPress: it loads the contact, finds
@@ -80,19 +93,22 @@ func (s *Syncer) Apply(ctx context.Context, req Request) (Result, error) {
 	if req.Action == ActionTest {
 		return Result{}, nil
 	}
-	if _, ok := ParseAction(string(req.Action)); !ok {
+	if _, ok := ParseAction(string(req.Action)); !ok && req.Action != ActionDeactivate {
 		return Result{}, refuse("unknown action %q", req.Action)
 	}
 	if req.ContactID == "" {
 		return Result{}, refuse("no contact id")
 	}
 	if !req.Action.TakesRole() {
-		req.Role = "" // update_tags never changes roles, also when stored with one
+		req.Role = "" // update_tags never applies role=, also when stored with one
 	}
 	if err := s.CheckRequestedRole(req.Role); err != nil {
 		return Result{}, err
 	}
 	defer s.locks.lock(req.ContactID)()
+	if req.Action == ActionDeactivate {
+		return s.deactivateDeleted(ctx, req)
+	}
 	c, err := s.contact(ctx, req)
 	if err != nil {
 		return Result{}, err
@@ -100,6 +116,12 @@ func (s *Syncer) Apply(ctx context.Context, req Request) (Result, error) {
 	u, err := s.findUser(ctx, c)
 	if err != nil {
 		return Result{}, err
+	}
+	if s.deactivatedByTag(c) {
+		if u == nil {
+			return Result{Deactivated: deactivatedNone}, nil // never create a user to deactivate it
+		}
+		return s.deactivateUser(ctx, c.ID, u)
 	}
 	if u == nil {
 		if req.Action != ActionAdd {
@@ -196,6 +218,27 @@ func (u dryUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpd
 
 func (u dryUsers) SetMeta(_ context.Context, _ int64, values map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error) {
 	return values, nil
+}
+
+func (u dryUsers) RemoveRoles(ctx context.Context, id int64, roles []string) ([]string, error) {
+	cur, err := u.UserByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for _, r := range cur.Roles {
+		if !slices.Contains(roles, r) {
+			left = append(left, r)
+		}
+	}
+	return left, nil
+}
+
+func (u dryUsers) DeleteUser(context.Context, int64, int64) error { return nil }
+
+// PasswordResetLink answers a placeholder: a plan makes no link.
+func (u dryUsers) PasswordResetLink(context.Context, int64) (string, error) {
+	return "(a set-password link)", nil
 }
 
 // SendPendingNotification answers that the mail would be sent.
@@ -316,7 +359,7 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 	if generated {
 		password = generatePassword()
 	}
-	role := req.Role
+	role := s.wantedRole(req, c)
 	if role == "" {
 		role = s.cfg.DefaultRole
 	}
@@ -329,6 +372,9 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 	}
 	if generated && s.cfg.ReturnPasswordField != "" {
 		meta[pendingPasswordKey] = passwordSetAtCreation
+	}
+	if s.cfg.ReturnLoginLinkField != "" {
+		meta[pendingLinkKey] = "1"
 	}
 	// One request creates the user with its meta: no user is ever left
 	// without its contact link.
@@ -386,8 +432,8 @@ func (s *Syncer) createError(c *highlevel.Contact, err error) error {
 }
 
 // finishPending finishes what a user's creation left to do, as its pending
-// meta says: WordPress's welcome notification, then the password's return
-// to HighLevel. A crash or a failure leaves the flags set, and a later sync
+// meta says: WordPress's welcome notification, the password's return to
+// HighLevel, then the set-password link's. A crash or a failure leaves the flags set, and a later sync
 // of the contact finishes the job.
 func (s *Syncer) finishPending(ctx context.Context, c *highlevel.Contact, userID int64, pending map[string]wordpress.MetaValue, res Result) (Result, error) {
 	if pending[pendingNotificationKey] != nil {
@@ -408,6 +454,15 @@ func (s *Syncer) finishPending(ctx context.Context, c *highlevel.Contact, userID
 			res.PasswordReturned = true
 		}
 	}
+	if pending[pendingLinkKey] != nil {
+		switch err := s.finishLinkReturn(ctx, c, userID); {
+		case errors.Is(err, errReturnOff):
+		case err != nil:
+			return res, err
+		default:
+			res.LoginLinkReturned = true
+		}
+	}
 	return res, nil
 }
 
@@ -417,7 +472,7 @@ func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, 
 		return Result{}, refuse("user %d is %s; hlbridge never changes administrators or users who can manage the site", u.ID, why)
 	}
 	res := Result{UserID: u.ID}
-	keys := []string{s.cfg.ContactIDMetaKey, s.cfg.TagsMetaKey, pendingNotificationKey, pendingPasswordKey}
+	keys := []string{s.cfg.ContactIDMetaKey, s.cfg.TagsMetaKey, pendingNotificationKey, pendingPasswordKey, pendingLinkKey}
 	var fields fieldValues
 	if req.Action != ActionUpdateTags {
 		var err error
@@ -440,9 +495,14 @@ func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, 
 	}
 	var up wordpress.UserUpdate
 	if req.Action != ActionUpdateTags {
-		up = s.userUpdate(req, c, u, fields.core)
+		up = s.userUpdate(c, u, fields.core)
 		for k, v := range fields.meta {
 			want[k] = v
+		}
+	}
+	if role := s.wantedRole(req, c); role != "" {
+		if roles := s.rolesAfter(u.Roles, role); !sameSet(roles, u.Roles) {
+			up.Roles = roles
 		}
 	}
 	changes := map[string]wordpress.MetaValue{}
@@ -478,14 +538,14 @@ func (s *Syncer) update(ctx context.Context, req Request, c *highlevel.Contact, 
 		}
 		res.Changed = sortedKeys(changes)
 	}
-	if current[pendingNotificationKey] != nil || current[pendingPasswordKey] != nil {
+	if current[pendingNotificationKey] != nil || current[pendingPasswordKey] != nil || current[pendingLinkKey] != nil {
 		return s.finishPending(ctx, c, u.ID, current, res)
 	}
 	return res, nil
 }
 
 // userUpdate is what must change in u's core fields to match the contact.
-func (s *Syncer) userUpdate(req Request, c *highlevel.Contact, u *wordpress.User, core map[string]string) wordpress.UserUpdate {
+func (s *Syncer) userUpdate(c *highlevel.Contact, u *wordpress.User, core map[string]string) wordpress.UserUpdate {
 	var up wordpress.UserUpdate
 	set := func(dst **string, have, want string) {
 		if have != want {
@@ -509,11 +569,6 @@ func (s *Syncer) userUpdate(req Request, c *highlevel.Contact, u *wordpress.User
 			set(&up.Description, u.Description, v)
 		case "url":
 			set(&up.URL, u.URL, v)
-		}
-	}
-	if req.Role != "" {
-		if roles := s.rolesAfter(u.Roles, req.Role); !sameSet(roles, u.Roles) {
-			up.Roles = roles
 		}
 	}
 	return up

@@ -243,3 +243,40 @@ func (c *Client) SendPendingNotification(ctx context.Context, id int64, who Noti
 }
 
 func metaRoute(id int64) string { return fmt.Sprintf("/hlbridge/v1/users/%d/meta", id) }
+
+// RemoveRoles takes roles from user id through the companion plugin and
+// returns the roles the user holds afterwards, which may be none (core REST
+// ignores an empty roles list, so it cannot leave a user without a role).
+// Roles the user does not hold are skipped.
+func (c *Client) RemoveRoles(ctx context.Context, id int64, roles []string) ([]string, error) {
+	var out struct {
+		Roles []string `json:"roles"`
+	}
+	if roles == nil {
+		roles = []string{}
+	}
+	if _, err := c.do(ctx, call{op: "remove roles of user " + strconv.FormatInt(id, 10), method: http.MethodPost,
+		route: fmt.Sprintf("/hlbridge/v1/users/%d/roles", id), body: map[string][]string{"remove": roles}, out: &out}); err != nil {
+		return nil, err
+	}
+	return out.Roles, nil
+}
+
+// PasswordResetLink has WordPress make its own set-password link for user
+// id (wp-login.php?action=rp&key=…&login=…), as "Lost your password?" does:
+// WordPress stores the key hashed and lets it expire (a day by default),
+// and a new link replaces the previous one. The link is a secret: callers
+// must not log or store it. Needs the companion plugin.
+func (c *Client) PasswordResetLink(ctx context.Context, id int64) (string, error) {
+	var out struct {
+		Link string `json:"link"`
+	}
+	if _, err := c.do(ctx, call{op: "make the set-password link of user " + strconv.FormatInt(id, 10), method: http.MethodPost,
+		route: fmt.Sprintf("/hlbridge/v1/users/%d/reset-link", id), out: &out}); err != nil {
+		return "", err
+	}
+	if out.Link == "" {
+		return "", &Error{Op: "make the set-password link of user " + strconv.FormatInt(id, 10), Err: ErrNotWordPress}
+	}
+	return out.Link, nil
+}

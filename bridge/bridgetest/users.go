@@ -18,8 +18,9 @@ type CountingUsers struct {
 	Reads, Creates, Updates, Metas, Notifications atomic.Int64
 }
 
-// Writes is the number of calls that write: creates, updates, meta writes
-// and notifications.
+// Writes is the number of calls that write: creates, updates (role
+// removals and deletions among them), meta writes (set-password links
+// among them) and notifications.
 func (c *CountingUsers) Writes() int64 {
 	return c.Creates.Load() + c.Updates.Load() + c.Metas.Load() + c.Notifications.Load()
 }
@@ -62,4 +63,19 @@ func (c *CountingUsers) SetMeta(ctx context.Context, id int64, v map[string]word
 func (c *CountingUsers) SendPendingNotification(ctx context.Context, id int64, who wordpress.Notify, flag string) (bool, error) {
 	c.Notifications.Add(1)
 	return c.Users.SendPendingNotification(ctx, id, who, flag)
+}
+
+func (c *CountingUsers) RemoveRoles(ctx context.Context, id int64, roles []string) ([]string, error) {
+	c.Updates.Add(1)
+	return c.Users.RemoveRoles(ctx, id, roles)
+}
+
+func (c *CountingUsers) DeleteUser(ctx context.Context, id, reassign int64) error {
+	c.Updates.Add(1)
+	return c.Users.DeleteUser(ctx, id, reassign)
+}
+
+func (c *CountingUsers) PasswordResetLink(ctx context.Context, id int64) (string, error) {
+	c.Metas.Add(1)
+	return c.Users.PasswordResetLink(ctx, id)
 }

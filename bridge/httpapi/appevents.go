@@ -17,9 +17,13 @@ import (
 // appEventAction says what a marketplace app event does to the contact's
 // user. Contact events never create users: an app sees every contact of the
 // location, and a user for every contact is what WP Fusion warns against
-// for global triggers. Creating users stays with workflows (add).
-func appEventAction(eventType string) (bridge.Action, bool) {
+// for global triggers. Creating users stays with workflows (add). A
+// ContactDelete deactivates the contact's user when a deactivation policy
+// is set (onDelete), and is ignored otherwise.
+func appEventAction(eventType string, onDelete bridge.Deactivation) (bridge.Action, bool) {
 	switch eventType {
+	case highlevel.EventContactDelete:
+		return bridge.ActionDeactivate, onDelete != bridge.DeactivateIgnore
 	case highlevel.EventContactCreate, highlevel.EventContactUpdate:
 		return bridge.ActionUpdate, true
 	case highlevel.EventContactTagUpdate:
@@ -63,12 +67,15 @@ func (s *Server) handleAppEvent(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	action, ok := appEventAction(ev.Type)
+	action, ok := appEventAction(ev.Type, s.syncer.OnContactDelete())
 	ignore := func(why string) {
 		s.logger.LogAttrs(c, slog.LevelInfo, "app event ignored", append(attrs, slog.String("why", why))...)
 		c.JSON(http.StatusOK, gin.H{"status": "ignored", "event": ev.Type, "message": why})
 	}
 	switch {
+	case !ok && ev.Type == highlevel.EventContactDelete:
+		ignore("BRIDGE_ON_CONTACT_DELETE is ignore: deleted contacts leave their users as they are")
+		return
 	case !ok:
 		ignore("hlbridge does not act on " + ev.Type + " events")
 		return
@@ -80,7 +87,7 @@ func (s *Server) handleAppEvent(c *gin.Context) {
 		return
 	}
 	req := bridge.Request{Action: action, ContactID: ev.ContactID}
-	if s.syncer.PayloadMode() {
+	if s.syncer.PayloadMode() && action != bridge.ActionDeactivate {
 		s.syncer.TakePayload(&req, ev.Contact)
 	}
 	// The webhookId is the delivery's identity: a replay of it inside the

@@ -172,3 +172,18 @@ func (c countedUsers) SendPendingNotification(ctx context.Context, id int64, who
 	c.count("notify")
 	return c.Users.SendPendingNotification(ctx, id, who, flag)
 }
+
+func (c countedUsers) RemoveRoles(ctx context.Context, id int64, roles []string) ([]string, error) {
+	c.count("remove_roles")
+	return c.Users.RemoveRoles(ctx, id, roles)
+}
+
+func (c countedUsers) DeleteUser(ctx context.Context, id, reassign int64) error {
+	c.count("delete_user")
+	return c.Users.DeleteUser(ctx, id, reassign)
+}
+
+func (c countedUsers) PasswordResetLink(ctx context.Context, id int64) (string, error) {
+	c.count("reset_link")
+	return c.Users.PasswordResetLink(ctx, id)
+}

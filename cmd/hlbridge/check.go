@@ -166,10 +166,17 @@ func checkWordPress(ctx context.Context, cfg *config, wp *wordpress.Client) []ch
 		if err := checkRoles(cfg, wp, siteRoles); err != nil {
 			for _, e := range strings.Split(err.Error(), "\n") {
 				out = append(out, checkLine{what: e,
-					fix: "fix BRIDGE_DEFAULT_ROLE / BRIDGE_ALLOWED_ROLES, or create the role on the site (e.g. with a membership plugin) without the capabilities named"})
+					fix: "fix BRIDGE_DEFAULT_ROLE / BRIDGE_ALLOWED_ROLES / BRIDGE_ROLE_RULES, or create the role on the site (e.g. with a membership plugin) without the capabilities named"})
 			}
 		} else {
 			out = append(out, checkLine{ok: true, what: "roles " + strings.Join(roles, ", ") + " exist and grant no capability that could run the site"})
+		}
+	}
+	if cfg.onDelete == bridge.DeactivateDelete {
+		if err := cfg.resolveReassign(ctx, wp); err != nil {
+			out = append(out, checkLine{what: err.Error(), fix: "set BRIDGE_REASSIGN_USER to the id or login of an existing user"})
+		} else {
+			out = append(out, checkLine{ok: true, what: fmt.Sprintf("deleted users' posts go to user %d (BRIDGE_REASSIGN_USER)", cfg.reassignID)})
 		}
 	}
 	return out
@@ -224,7 +231,7 @@ type configuredField struct{ key, variable string }
 func configuredFields(cfg *config) []configuredField {
 	var out []configuredField
 	for _, f := range []configuredField{{cfg.UsernameField, "BRIDGE_USERNAME_FIELD"}, {cfg.PasswordField, "BRIDGE_PASSWORD_FIELD"},
-		{cfg.ReturnPasswordField, "BRIDGE_RETURN_PASSWORD_FIELD"}} {
+		{cfg.ReturnPasswordField, "BRIDGE_RETURN_PASSWORD_FIELD"}, {cfg.ReturnLinkField, "BRIDGE_RETURN_LOGIN_LINK_FIELD"}} {
 		if f.key != "" {
 			out = append(out, f)
 		}

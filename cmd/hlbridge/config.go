@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/wordpress"
 )
 
 // config is every setting of hlbridge, read from the environment. The
@@ -39,6 +41,11 @@ type config struct {
 	UsernameField       string   `env:"BRIDGE_USERNAME_FIELD"`
 	PasswordField       string   `env:"BRIDGE_PASSWORD_FIELD"`
 	ReturnPasswordField string   `env:"BRIDGE_RETURN_PASSWORD_FIELD"`
+	ReturnLinkField     string   `env:"BRIDGE_RETURN_LOGIN_LINK_FIELD"`
+	RoleRules           string   `env:"BRIDGE_ROLE_RULES"`
+	OnContactDelete     string   `env:"BRIDGE_ON_CONTACT_DELETE, default=ignore"`
+	ReassignUser        string   `env:"BRIDGE_REASSIGN_USER"`
+	DeactivateTag       string   `env:"BRIDGE_DEACTIVATE_TAG"`
 	FieldMap            string   `env:"BRIDGE_FIELD_MAP, default=first_name=firstName,last_name=lastName"`
 	TagsMetaKey         string   `env:"BRIDGE_TAGS_META_KEY, default=highlevel_tags"`
 	ContactIDMetaKey    string   `env:"BRIDGE_CONTACT_ID_META_KEY, default=highlevel_contact_id"`
@@ -60,6 +67,9 @@ type config struct {
 	ShutdownTimeout      time.Duration `env:"BRIDGE_SHUTDOWN_TIMEOUT, default=30s"`
 
 	fieldMap    []bridge.Mapping
+	roleRules   []bridge.RoleRule
+	onDelete    bridge.Deactivation
+	reassignID  int64 // BRIDGE_REASSIGN_USER's id, resolved against WordPress by resolveReassign
 	appVerifier *highlevel.Verifier
 }
 
@@ -122,6 +132,9 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 		if cfg.ReturnPasswordField != "" {
 			bad("BRIDGE_RETURN_PASSWORD_FIELD", "needs HIGHLEVEL_TOKEN: the password is written back through HighLevel's API")
 		}
+		if cfg.ReturnLinkField != "" {
+			bad("BRIDGE_RETURN_LOGIN_LINK_FIELD", "needs HIGHLEVEL_TOKEN: the link is written back through HighLevel's API")
+		}
 	}
 	if cfg.fieldMap, err = bridge.ParseFieldMap(cfg.FieldMap); err != nil {
 		bad("BRIDGE_FIELD_MAP", "%v", err)
@@ -132,6 +145,25 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 		if r == "administrator" {
 			bad("BRIDGE_ALLOWED_ROLES", "must not include administrator: a webhook may never make an administrator")
 		}
+	}
+	if cfg.roleRules, err = bridge.ParseRoleRules(cfg.RoleRules); err != nil {
+		bad("BRIDGE_ROLE_RULES", "%v", err)
+	}
+	for _, r := range cfg.roleRules {
+		if r.Role != cfg.DefaultRole && !slices.Contains(cfg.AllowedRoles, r.Role) {
+			bad("BRIDGE_ROLE_RULES", "%s=%s: role %q must be in BRIDGE_ALLOWED_ROLES or be BRIDGE_DEFAULT_ROLE", r.Tag, r.Role, r.Role)
+		}
+	}
+	var ok bool
+	if cfg.onDelete, ok = bridge.ParseDeactivation(strings.TrimSpace(cfg.OnContactDelete)); !ok {
+		bad("BRIDGE_ON_CONTACT_DELETE", "must be ignore, unlink, strip_roles or delete")
+	}
+	cfg.ReassignUser, cfg.DeactivateTag = strings.TrimSpace(cfg.ReassignUser), strings.TrimSpace(cfg.DeactivateTag)
+	if cfg.onDelete == bridge.DeactivateDelete && cfg.ReassignUser == "" {
+		bad("BRIDGE_REASSIGN_USER", "is required with BRIDGE_ON_CONTACT_DELETE=delete: the id or login of the user who receives a deleted user's posts")
+	}
+	if cfg.DeactivateTag != "" && cfg.onDelete == bridge.DeactivateIgnore {
+		bad("BRIDGE_DEACTIVATE_TAG", "needs BRIDGE_ON_CONTACT_DELETE set to unlink, strip_roles or delete: the tag applies that policy")
 	}
 	if cfg.DefaultRole == "administrator" {
 		bad("BRIDGE_DEFAULT_ROLE", "must not be administrator")
@@ -177,6 +209,29 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 		bad("BRIDGE_LOG_LEVEL", "must be debug, info, warn or error")
 	}
 	return &cfg, errors.Join(errs...)
+}
+
+// resolveReassign finds BRIDGE_REASSIGN_USER (an id or a login) on the
+// site when users are deleted, so that a missing user stops the start
+// rather than every deletion.
+func (c *config) resolveReassign(ctx context.Context, wp *wordpress.Client) error {
+	if c.onDelete != bridge.DeactivateDelete {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var u *wordpress.User
+	var err error
+	if id, perr := strconv.ParseInt(c.ReassignUser, 10, 64); perr == nil && id > 0 {
+		u, err = wp.UserByID(ctx, id)
+	} else {
+		u, err = wp.UserByLogin(ctx, c.ReassignUser)
+	}
+	if err != nil {
+		return fmt.Errorf("BRIDGE_REASSIGN_USER: no WordPress user %q: %w", c.ReassignUser, err)
+	}
+	c.reassignID = u.ID
+	return nil
 }
 
 // cleartextRemote reports whether raw is an http:// URL whose host is not

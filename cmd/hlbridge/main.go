@@ -114,7 +114,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		logger.Info("no HIGHLEVEL_TOKEN: payload mode, contacts come from webhook bodies")
 	}
 	counters := metrics.New()
-	syncer, err := newSyncer(cfg, counters.Users(wp), d, logger)
+	syncer, err := newSyncer(ctx, cfg, counters.Users(wp), d, logger)
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		return fmt.Errorf("read the roles of WordPress at %s: %w", cfg.WordPressURL, err)
 	}
 	if err := syncer.CheckRoles(roles); err != nil {
-		return fmt.Errorf("BRIDGE_DEFAULT_ROLE / BRIDGE_ALLOWED_ROLES: %w", err)
+		return fmt.Errorf("BRIDGE_DEFAULT_ROLE / BRIDGE_ALLOWED_ROLES / BRIDGE_ROLE_RULES: %w", err)
 	}
 
 	q, err := queue.New(store, syncer, queue.Config{

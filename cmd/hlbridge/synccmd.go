@@ -48,7 +48,10 @@ func newDoors(cfg *config, logger *slog.Logger) (doors, error) {
 
 // newSyncer returns the product's rules on users; contacts come from
 // HighLevel's API when d.hl is set, else from webhook bodies.
-func newSyncer(cfg *config, users bridge.Users, d doors, logger *slog.Logger) (*bridge.Syncer, error) {
+func newSyncer(ctx context.Context, cfg *config, users bridge.Users, d doors, logger *slog.Logger) (*bridge.Syncer, error) {
+	if err := cfg.resolveReassign(ctx, d.wp); err != nil {
+		return nil, err
+	}
 	var contacts bridge.Contacts // nil: payload mode (a nil *highlevel.Client would not be)
 	if d.hl != nil {
 		contacts = d.hl
@@ -56,8 +59,9 @@ func newSyncer(cfg *config, users bridge.Users, d doors, logger *slog.Logger) (*
 	return bridge.NewSyncer(bridge.Config{
 		DefaultRole: cfg.DefaultRole, AllowedRoles: cfg.AllowedRoles,
 		UsernameField: cfg.UsernameField, PasswordField: cfg.PasswordField,
-		ReturnPasswordField: cfg.ReturnPasswordField, FieldMap: cfg.fieldMap,
-		TagsMetaKey: cfg.TagsMetaKey, ContactIDMetaKey: cfg.ContactIDMetaKey,
+		ReturnPasswordField: cfg.ReturnPasswordField, ReturnLoginLinkField: cfg.ReturnLinkField, FieldMap: cfg.fieldMap,
+		RoleRules: cfg.roleRules, OnContactDelete: cfg.onDelete, ReassignUser: cfg.reassignID,
+		DeactivateTag: cfg.DeactivateTag, TagsMetaKey: cfg.TagsMetaKey, ContactIDMetaKey: cfg.ContactIDMetaKey,
 	}, users, contacts, logger)
 }
 
@@ -71,7 +75,7 @@ func checkedSyncer(ctx context.Context, cfg *config, d doors, logger *slog.Logge
 	if _, err := d.wp.Verify(ctx); err != nil {
 		return nil, fmt.Errorf("check WordPress at %s: %w (run hlbridge check)", cfg.WordPressURL, err)
 	}
-	syncer, err := newSyncer(cfg, d.wp, d, logger)
+	syncer, err := newSyncer(ctx, cfg, d.wp, d, logger)
 	if err != nil {
 		return nil, err
 	}

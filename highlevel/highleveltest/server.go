@@ -111,6 +111,14 @@ func (s *Server) Config() highlevel.Config {
 	return highlevel.Config{BaseURL: s.URL, Token: s.Token, LocationID: s.LocationID}
 }
 
+// DeleteContact removes a contact, as deleting it in HighLevel does: the
+// API answers 404 for it afterwards.
+func (s *Server) DeleteContact(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.contacts, id)
+}
+
 // PutContact seeds or replaces a contact and returns it as stored: an empty
 // ID gets a random one, an empty LocationID the fake's, tags are trimmed,
 // lower-cased and de-duplicated as HighLevel stores them, custom fields

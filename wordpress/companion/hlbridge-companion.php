@@ -49,6 +49,18 @@
  *        however often the route is called, and wherever a call breaks off,
  *        the mail is sent at most once. The answer then also says whether K
  *        was set: {"id":12,"sent":false,"notify":"user","pending":false}
+ *   POST /hlbridge/v1/users/{id}/roles            capabilities promote_users and promote_user {id}
+ *        body {"remove":["gold_member","subscriber"]}; removes those roles
+ *        from the user (roles it does not hold are skipped), which may leave
+ *        it with no role on the site: core REST cannot do that, since it
+ *        ignores an empty "roles". {"id":12,"roles":["author"]}
+ *   POST /hlbridge/v1/users/{id}/reset-link       capabilities edit_users and edit_user {id}
+ *        makes WordPress's own set-password link for the user with
+ *        get_password_reset_key(), as "Lost your password?" does: the key
+ *        is stored hashed by WordPress and expires as WordPress decides
+ *        (a day by default); a new link replaces the previous one.
+ *        {"id":12,"link":"https://example.com/wp-login.php?action=rp&key=…&login=…"}
+ *        The link is a secret: the answer is never cached (no-store).
  *
  * And two fields on WordPress's own users endpoint:
  *   POST /wp/v2/users and POST /wp/v2/users/{id} accept "hlbridge_meta", an
@@ -202,6 +214,22 @@ if (!class_exists('HLBridge_Companion')) {
 					'pending_key' => array('description' => 'Send only while the user has this meta key, deleting it first.'),
 				),
 			));
+
+			register_rest_route(self::REST_NAMESPACE, '/users/(?P<id>\d+)/roles', array(
+				'methods'             => 'POST',
+				'callback'            => array(__CLASS__, 'remove_roles'),
+				'permission_callback' => array(__CLASS__, 'can_promote'),
+				'args'                => $user_id_arg + array(
+					'remove' => array('description' => 'The roles to take from the user.', 'required' => true),
+				),
+			));
+
+			register_rest_route(self::REST_NAMESPACE, '/users/(?P<id>\d+)/reset-link', array(
+				'methods'             => 'POST',
+				'callback'            => array(__CLASS__, 'reset_link'),
+				'permission_callback' => array(__CLASS__, 'can_edit_meta'),
+				'args'                => $user_id_arg,
+			));
 		}
 
 		// -----------------------------------------------------------------
@@ -238,6 +266,15 @@ if (!class_exists('HLBridge_Companion')) {
 				return $ok;
 			}
 			return self::require_user_cap($request, 'edit_user');
+		}
+
+		/** Permission for removing roles: promote_users, and promote_user for that user. */
+		public static function can_promote(WP_REST_Request $request) {
+			$ok = self::require_caps(array('promote_users'));
+			if (true !== $ok) {
+				return $ok;
+			}
+			return self::require_user_cap($request, 'promote_user');
 		}
 
 		/** Returns true when the current user has every capability in $caps, else a 401/403 WP_Error. */
@@ -565,6 +602,46 @@ if (!class_exists('HLBridge_Companion')) {
 		}
 
 		/** POST /users/{id}/notify: WordPress's own "Login Details" mail (and/or the admin's). */
+		/** Takes the listed roles from the user; it may be left with none. */
+		public static function remove_roles(WP_REST_Request $request) {
+			$user = self::get_user($request);
+			if (is_wp_error($user)) {
+				return $user;
+			}
+			$remove = $request->get_param('remove');
+			if (!is_array($remove)) {
+				return new WP_Error('hlbridge_invalid_roles', 'remove must be a list of role names.', array('status' => 400));
+			}
+			foreach ($remove as $role) {
+				if (!is_string($role) || '' === $role) {
+					return new WP_Error('hlbridge_invalid_roles', 'remove must be a list of role names.', array('status' => 400));
+				}
+			}
+			foreach ($remove as $role) {
+				if (in_array($role, (array) $user->roles, true)) {
+					$user->remove_role($role);
+				}
+			}
+			$user = get_userdata($user->ID);
+			return new WP_REST_Response(array('id' => $user->ID, 'roles' => array_values((array) $user->roles)), 200);
+		}
+
+		/** Makes WordPress's set-password link for the user, as "Lost your password?" does. */
+		public static function reset_link(WP_REST_Request $request) {
+			$user = self::get_user($request);
+			if (is_wp_error($user)) {
+				return $user;
+			}
+			$key = get_password_reset_key($user);
+			if (is_wp_error($key)) {
+				return new WP_Error($key->get_error_code(), $key->get_error_message(), array('status' => 409));
+			}
+			$link     = network_site_url('wp-login.php?action=rp&key=' . $key . '&login=' . rawurlencode($user->user_login), 'login');
+			$response = new WP_REST_Response(array('id' => $user->ID, 'link' => $link), 200);
+			$response->header('Cache-Control', 'no-store');
+			return $response;
+		}
+
 		public static function notify(WP_REST_Request $request) {
 			$user = self::get_user($request);
 			if (is_wp_error($user)) {

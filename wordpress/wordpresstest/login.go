@@ -1,9 +1,14 @@
 package wordpresstest
 
 import (
+	"errors"
+	"fmt"
+	"html"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -42,4 +47,44 @@ func (s *Site) LoginWorks(t testing.TB, login, password string) bool {
 		}
 	}
 	return false
+}
+
+// SetPasswordThroughLink follows WordPress's set-password link
+// (wp-login.php?action=rp&key=…&login=…) as a person's browser would: it
+// opens the link (WordPress moves the key into a cookie and redirects),
+// checks that the reset form is shown, and submits password through it. It
+// returns nil once WordPress says the password was reset, else what went
+// wrong.
+func (s *Site) SetPasswordThroughLink(link, password string) error {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Jar: jar}
+	resp, err := hc.Get(link)
+	if err != nil {
+		return fmt.Errorf("open the link: %w", err)
+	}
+	form, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(form)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="resetpassform"`) {
+		return fmt.Errorf("the link shows no reset form (%d, at %s)", resp.StatusCode, resp.Request.URL.Path+"?"+resp.Request.URL.RawQuery)
+	}
+	m := regexp.MustCompile(`name="rp_key" value="([^"]*)"`).FindStringSubmatch(page)
+	if m == nil {
+		return errors.New("the reset form has no rp_key")
+	}
+	resp, err = hc.PostForm(s.URL+"/wp-login.php?action=resetpass", url.Values{
+		"pass1": {password}, "pass2": {password}, "rp_key": {html.UnescapeString(m[1])}, "wp-submit": {"Save Password"},
+	})
+	if err != nil {
+		return fmt.Errorf("submit the reset form: %w", err)
+	}
+	done, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(done), "Your password has been reset") {
+		return fmt.Errorf("WordPress did not reset the password (%d)", resp.StatusCode)
+	}
+	return nil
 }
