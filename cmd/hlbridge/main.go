@@ -110,6 +110,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		logger.Info("no HIGHLEVEL_TOKEN: payload mode, contacts come from webhook bodies")
 	}
 	counters := metrics.New()
+	counters.WordPressLimit(wp.ConcurrencyLimit)
 	syncer, err := newSyncer(cfg, counters.Users(wp), d, logger)
 	if err != nil {
 		return err
