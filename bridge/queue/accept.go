@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	"github.com/hlbridge/hlbridge/bridge"
 )
 
@@ -143,6 +145,7 @@ func (q *Queue) acceptBatch(items []*acceptItem) {
 // acceptStmts are the intake's statements, prepared on one transaction.
 type acceptStmts struct {
 	lookupDelivery, insertContact, readContact, updateContact, insertEvent, upsertDelivery *sql.Stmt
+	settle, syncNow                                                                        *sql.Stmt
 }
 
 func (q *Queue) prepareAccept(ctx context.Context, tx *sql.Tx) (*acceptStmts, error) {
@@ -159,6 +162,9 @@ func (q *Queue) prepareAccept(ctx context.Context, tx *sql.Tx) (*acceptStmts, er
 		{&st.insertEvent, `INSERT INTO hlbridge_event (received_at, contact_id, action, request, seq, status) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`},
 		{&st.upsertDelivery, `INSERT INTO hlbridge_delivery (fingerprint, event_id, expires_at) VALUES (?, ?, ?)
 			ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`},
+		{&st.settle, `UPDATE river_job SET state = 'available' WHERE id = ? AND state = 'scheduled'`},
+		{&st.syncNow, `UPDATE river_job SET scheduled_at = ` + s.now() + ` WHERE kind = ? AND state = 'available'
+			AND attempt = 0 AND scheduled_at > ` + s.now() + ` AND ` + s.jobContact() + ` = ?`},
 	} {
 		stmt, err := tx.PrepareContext(ctx, s.q(p.query))
 		if err != nil {
@@ -222,7 +228,7 @@ func (q *Queue) acceptOne(ctx context.Context, tx *sql.Tx, st *acceptStmts, it *
 			return fmt.Errorf("look up delivery: %w", err)
 		}
 	}
-	seq, err := q.enqueueTx(ctx, tx, st, it.req)
+	seq, err := q.enqueueTx(ctx, tx, st, it.req, it.d.Wait)
 	if err != nil {
 		return err
 	}
@@ -254,8 +260,10 @@ func eventRequest(req bridge.Request) string {
 
 // enqueueTx merges req into its contact's pending request, folds its
 // payload (if any) into the contact's newest known state, and makes sure
-// the contact has a job. It returns the contact's new sequence number.
-func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req bridge.Request) (int64, error) {
+// the contact has a job: a new one starts after the settle window, unless
+// now is true (a sync=true webhook), which also starts a waiting one at
+// once. It returns the contact's new sequence number.
+func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req bridge.Request, now bool) (int64, error) {
 	if _, err := st.insertContact.ExecContext(ctx, req.ContactID); err != nil {
 		return 0, fmt.Errorf("store contact: %w", err)
 	}
@@ -292,10 +300,34 @@ func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req 
 	// costliest statement here) is skipped. The reconciler covers a job that
 	// River dropped without our worker seeing it.
 	if earlier != nil {
+		if now && q.cfg.SettleWindow > 0 {
+			// Only a job still settling: never run, available, due later.
+			// A job snoozed for a Retry-After is 'scheduled' and keeps its
+			// time. The scan is of the available jobs, and only for the
+			// rare sync=true webhook that finds its contact's job waiting.
+			if _, err := st.syncNow.ExecContext(ctx, (syncContactArgs{}).Kind(), req.ContactID); err != nil {
+				return 0, fmt.Errorf("start job now: %w", err)
+			}
+		}
 		return seq, nil
 	}
-	if _, err := q.client.InsertTx(ctx, tx, syncContactArgs{ContactID: req.ContactID}, nil); err != nil {
+	var opts *river.InsertOpts
+	if !now && q.cfg.SettleWindow > 0 {
+		opts = &river.InsertOpts{ScheduledAt: time.Now().Add(q.cfg.SettleWindow)}
+	}
+	res, err := q.client.InsertTx(ctx, tx, syncContactArgs{ContactID: req.ContactID}, opts)
+	if err != nil {
 		return 0, fmt.Errorf("queue job: %w", err)
+	}
+	if opts != nil && !res.UniqueSkippedAsDuplicate {
+		// River's scheduler makes 'scheduled' jobs available only every
+		// 5 s (not configurable), which would stretch a 1 s window to up
+		// to 6. An 'available' job whose scheduled_at lies ahead is not
+		// fetched before that time either (River's fetch checks both), so
+		// the job is made available now and runs when its window ends.
+		if _, err := st.settle.ExecContext(ctx, res.Job.ID); err != nil {
+			return 0, fmt.Errorf("settle job: %w", err)
+		}
 	}
 	return seq, nil
 }

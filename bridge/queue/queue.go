@@ -57,6 +57,12 @@ type Config struct {
 	// SyncWait bounds how long a sync=true webhook waits for its outcome
 	// before it is answered 202. Default 10 seconds.
 	SyncWait time.Duration
+	// SettleWindow is how long after the first of a contact's waiting
+	// webhooks its sync may start, so that the burst of a bulk edit
+	// collapses into one sync. Webhooks that coalesce into the waiting sync
+	// do not move it; a sync=true webhook (Delivery.Wait) starts it at once.
+	// Unlike the other fields, zero means none: no window.
+	SettleWindow time.Duration
 	// PollInterval is how often idle workers look for new jobs when the
 	// database cannot notify them. Default 200 ms.
 	PollInterval time.Duration

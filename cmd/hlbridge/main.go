@@ -127,7 +127,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 
 	q, err := queue.New(store, syncer, queue.Config{
 		Workers: cfg.WordPressConcurrency, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.MaxAttempts,
-		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, EventRetention: cfg.EventRetention, SyncWait: cfg.SyncWait, Logger: logger, Metrics: counters,
+		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, SettleWindow: cfg.SettleWindow, EventRetention: cfg.EventRetention, SyncWait: cfg.SyncWait, Logger: logger, Metrics: counters,
 	})
 	if err != nil {
 		return err
