@@ -11,15 +11,18 @@ import (
 // site, so that a storm of webhooks never floods a small site and a big
 // one is not held back by a guess. It works like TCP congestion control or
 // Netflix's Vegas and Gradient limiters: the limit starts at 1, grows by
-// one per round of requests while their latency stays near the site's
-// baseline, shrinks by a quarter when a round's latency rises above
-// 1.8 times the baseline, and halves on an overload answer (a 5xx, 429 or
-// a time-out). It never falls below 1 nor grows above its bound.
+// one per round of requests while their latency stays within 1.5 times the
+// site's baseline, shrinks by a quarter when a round's mean latency rises
+// above 2 times the baseline, and halves on an overload answer (a 5xx, 429
+// or a time-out). It never falls below 1 nor grows above its bound.
 //
 // The baseline is kept per kind of request (method and route, ids left
-// out), as the minimum latency seen over the last one to two minutes: a
-// user update is slower than a read, and comparing each with its own kind
-// keeps a mix of them from looking like a slow site. Several processes
+// out): a user update is slower than a read, and comparing each with its
+// own kind keeps a mix of them from looking like a slow site. It is the
+// minimum over the last one to two minutes of the kind's smoothed latency
+// (a moving average of its last few requests), not of single requests: on
+// a busy machine one lucky fast answer would set a baseline that ordinary
+// answers never meet again, and the limit would stay at 1. Several processes
 // sharing one site each keep their own Pace; each sees the site's latency
 // rise, so together they back off too.
 //
@@ -33,7 +36,7 @@ type Pace struct {
 	limit    float64
 	inflight int
 	waiters  list.List // of chan struct{}, first come first served
-	base     map[string]*windowMin
+	kinds    map[string]*paceKind
 	epoch    uint64 // bumped on every change of the limit
 	round    paceRound
 }
@@ -52,8 +55,9 @@ type paceRound struct {
 const (
 	paceStart     = 1
 	paceGrowth    = 1.0  // added per round near the baseline
-	paceHigh      = 1.8  // a round's mean latency above this many baselines backs off
-	paceGrowBelow = 1.3  // and below this many baselines lets the limit grow
+	paceHigh      = 2.0  // a round's mean latency above this many baselines backs off
+	paceGrowBelow = 1.5  // and below this many baselines lets the limit grow
+	paceSmoothing = 4    // a kind's smoothed latency moves 1/paceSmoothing of the way to each sample
 	paceBackoff   = 0.75 // the limit is multiplied by this on high latency
 	paceDrop      = 0.5  // and by this on an overload answer
 	// paceBaseWindow is the length of one of the two buckets of the
@@ -84,7 +88,7 @@ func NewPace(bound int, now func() time.Time) *Pace {
 	if now == nil {
 		now = time.Now
 	}
-	return &Pace{bound: bound, now: now, limit: min(paceStart, float64(bound)), base: map[string]*windowMin{}}
+	return &Pace{bound: bound, now: now, limit: min(paceStart, float64(bound)), kinds: map[string]*paceKind{}}
 }
 
 // Limit is the number of requests currently allowed in flight, from 1 to
@@ -197,12 +201,13 @@ func (p *Pace) observe(t *Ticket, o Outcome) {
 		return
 	}
 	latency := now.Sub(t.start)
-	b := p.base[t.kind]
-	if b == nil {
-		b = &windowMin{}
-		p.base[t.kind] = b
+	k := p.kinds[t.kind]
+	if k == nil {
+		k = &paceKind{smooth: latency}
+		p.kinds[t.kind] = k
 	}
-	baseline := b.add(now, latency)
+	k.smooth += (latency - k.smooth) / paceSmoothing
+	baseline := k.base.add(now, k.smooth)
 	if stale {
 		return
 	}
@@ -233,6 +238,12 @@ func (p *Pace) set(limit float64) {
 	p.limit = min(max(limit, 1), float64(p.bound))
 	p.epoch++
 	p.round = paceRound{limited: p.waiters.Len() > 0}
+}
+
+// paceKind is what Pace knows of one kind of request.
+type paceKind struct {
+	smooth time.Duration // moving average of the latency
+	base   windowMin     // of smooth
 }
 
 // windowMin is the minimum of the samples of the current and the previous
