@@ -135,6 +135,8 @@ type Queue struct {
 	waiters  waiters
 	intake   []*batcher // lanes; a contact always uses the same one
 
+	acceptQueries [numAcceptStmts]string // the intake's SQL, in the store's dialect
+
 	clientID             string      // River's client id, in river_job.attempted_by
 	lease                *lease      // PostgreSQL: this process's lease; nil on SQLite
 	outage               atomic.Bool // a sync failed for an outage since the last success
@@ -148,7 +150,7 @@ func New(store *Store, syncer *bridge.Syncer, cfg Config) (*Queue, error) {
 		return nil, errors.New("bridge: queue needs a store")
 	}
 	cfg.defaults()
-	q := &Queue{cfg: cfg, store: store, syncer: syncer, clientID: newClientID()}
+	q := &Queue{cfg: cfg, store: store, syncer: syncer, clientID: newClientID(), acceptQueries: acceptQueries(store)}
 	if store.postgres {
 		q.lease = &lease{cancels: map[uint64]context.CancelCauseFunc{}}
 	}
