@@ -31,7 +31,8 @@ import (
 // Config tunes the durable queue. Zero values take the defaults.
 type Config struct {
 	// Workers is how many contacts are synced at once by this process, and
-	// so how many requests it sends WordPress at once. Default 4.
+	// so the most requests it sends WordPress at once (the WordPress
+	// client's pace may allow fewer). Default 4.
 	Workers int
 	// JobTimeout bounds one sync. Default 2 minutes.
 	JobTimeout time.Duration
