@@ -40,8 +40,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Transport replaces the HTTP transport, for tests; nil uses the default.
 	Transport http.RoundTripper
-	// MaxConcurrent caps the requests in flight at once from this client,
-	// so a storm of webhooks never floods the site; 0 means no cap.
+	// MaxConcurrent is the most requests in flight at once from this
+	// client. Within it, a Pace adapts the number to the site's response
+	// time, starting at 1, so a storm of webhooks never floods the site;
+	// 0 means no cap and no pacing.
 	MaxConcurrent int
 }
 
@@ -51,7 +53,7 @@ type Client struct {
 	base   string
 	user   string
 	logger *slog.Logger
-	slots  chan struct{} // nil: no cap on concurrent requests
+	pace   *Pace // nil: no cap on concurrent requests
 
 	mu     sync.Mutex
 	routes routeStyle // how this site serves REST routes, found on first use
@@ -104,12 +106,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Transport != nil {
 		rest.SetTransport(cfg.Transport)
 	}
-	var slots chan struct{}
+	var pace *Pace
 	if cfg.MaxConcurrent > 0 {
-		slots = make(chan struct{}, cfg.MaxConcurrent)
+		pace = NewPace(cfg.MaxConcurrent, nil)
 	}
 	return &Client{
-		slots:  slots,
+		pace:   pace,
 		rest:   rest,
 		base:   strings.TrimRight(u.String(), "/"),
 		user:   cfg.Username,
@@ -138,14 +140,70 @@ func (c *Client) do(ctx context.Context, cl call) (http.Header, error) {
 }
 
 func (c *Client) send(ctx context.Context, style routeStyle, cl call) (http.Header, error) {
-	if c.slots != nil {
-		select {
-		case c.slots <- struct{}{}:
-			defer func() { <-c.slots }()
-		case <-ctx.Done():
-			return nil, &Error{Op: cl.op, Err: ctx.Err()}
+	if c.pace != nil {
+		ticket, err := c.pace.Acquire(ctx, cl.method+" "+routeKind(cl.route))
+		if err != nil {
+			return nil, &Error{Op: cl.op, Err: err}
+		}
+		var outcome Outcome
+		defer func() { ticket.Done(outcome) }()
+		h, err := c.exchange(ctx, style, cl)
+		outcome = paceOutcome(ctx, err)
+		return h, err
+	}
+	return c.exchange(ctx, style, cl)
+}
+
+// ConcurrencyLimit is the number of requests the client currently lets be
+// in flight (see Pace), or 0 when MaxConcurrent was 0 (no cap).
+func (c *Client) ConcurrencyLimit() int {
+	if c.pace == nil {
+		return 0
+	}
+	return c.pace.Limit()
+}
+
+// routeKind is route without its ids, so that the requests of one kind
+// share a latency baseline: /wp/v2/users/5 becomes /wp/v2/users/#.
+func routeKind(route string) string {
+	b := make([]byte, 0, len(route))
+	for i := 0; i < len(route); i++ {
+		if route[i] >= '0' && route[i] <= '9' {
+			if len(b) == 0 || b[len(b)-1] != '#' {
+				b = append(b, '#')
+			}
+			continue
+		}
+		b = append(b, route[i])
+	}
+	return string(b)
+}
+
+// paceOutcome says what a request's result tells of the site's load: a
+// 5xx (503 included), a 429, a time-out or a failed connection means
+// overloaded (a site coming back up is met gently); a request its caller
+// cancelled tells nothing.
+func paceOutcome(ctx context.Context, err error) Outcome {
+	if err == nil {
+		return Done
+	}
+	if ctx.Err() != nil {
+		return Ignored
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		switch {
+		case e.Status == http.StatusTooManyRequests || e.Status >= 500:
+			return Overloaded
+		case e.Status != 0:
+			return Done
 		}
 	}
+	return Overloaded
+}
+
+// exchange sends cl once and interprets the answer.
+func (c *Client) exchange(ctx context.Context, style routeStyle, cl call) (http.Header, error) {
 	req := c.rest.R().SetContext(ctx)
 	query := url.Values{}
 	for k, v := range cl.query {

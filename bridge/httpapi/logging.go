@@ -48,26 +48,53 @@ func (s *Server) recoverPanics() gin.HandlerFunc {
 var secretParams = []string{"key", "token", "secret", "pass", "auth", "signature", "sig"}
 
 // RedactQuery returns a raw query string with the values of secret-looking
-// parameters (access_key, token, password, ...) replaced by "REDACTED". A
-// query that does not parse is dropped whole.
+// parameters (access_key, token, password, ...) replaced by "REDACTED",
+// the rest as sent. A query that does not parse (a bad %-escape, a ";") is
+// dropped whole. It runs on every request's log line, so it scans the raw
+// query rather than building url.Values.
 func RedactQuery(raw string) string {
 	if raw == "" {
 		return ""
 	}
-	q, err := url.ParseQuery(raw)
-	if err != nil {
+	if strings.Contains(raw, ";") {
 		return "(unparsable query)"
 	}
-	for name, vals := range q {
-		lower := strings.ToLower(name)
-		for _, s := range secretParams {
-			if strings.Contains(lower, s) {
-				for i := range vals {
-					vals[i] = "REDACTED"
-				}
-				break
-			}
+	var b strings.Builder
+	rest := raw
+	for rest != "" {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		if pair == "" {
+			continue
+		}
+		rawName, rawValue, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(rawName)
+		if err != nil {
+			return "(unparsable query)"
+		}
+		if _, err := url.QueryUnescape(rawValue); err != nil {
+			return "(unparsable query)"
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		if secretParam(name) {
+			b.WriteString(url.QueryEscape(name))
+			b.WriteString("=REDACTED")
+			continue
+		}
+		b.WriteString(pair)
+	}
+	return b.String()
+}
+
+// secretParam reports whether a parameter's name looks like a secret's.
+func secretParam(name string) bool {
+	lower := strings.ToLower(name)
+	for _, s := range secretParams {
+		if strings.Contains(lower, s) {
+			return true
 		}
 	}
-	return q.Encode()
+	return false
 }

@@ -118,6 +118,20 @@ func (m *Metrics) QueueDepth(count func(ctx context.Context) (int64, error)) {
 	}))
 }
 
+// WordPressLimit exports limit, the number of requests the WordPress
+// client currently lets be in flight (it adapts to the site's response
+// time), as the gauge hlbridge_wordpress_concurrency_limit, read when
+// scraped. Call it once.
+func (m *Metrics) WordPressLimit(limit func() int) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hlbridge_wordpress_concurrency_limit",
+		Help: "Requests to WordPress allowed in flight at once, adapted to the site's response time (at most BRIDGE_WORDPRESS_CONCURRENCY).",
+	}, func() float64 { return float64(limit()) }))
+}
+
 // Users wraps u so that every call to WordPress is counted.
 func (m *Metrics) Users(u bridge.Users) bridge.Users {
 	if m == nil {

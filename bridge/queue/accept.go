@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	"github.com/hlbridge/hlbridge/bridge"
 )
 
@@ -140,33 +142,85 @@ func (q *Queue) acceptBatch(items []*acceptItem) {
 	}
 }
 
-// acceptStmts are the intake's statements, prepared on one transaction.
-type acceptStmts struct {
-	lookupDelivery, insertContact, readContact, updateContact, insertEvent, upsertDelivery *sql.Stmt
+// The intake's statements. Each is prepared on its transaction when first
+// used and then shared by the batch's webhooks: a batch of workflow
+// webhooks never prepares the app events' delivery statements, nor one
+// whose contacts all have jobs the settle statement.
+type acceptStmt int
+
+const (
+	stLookupDelivery acceptStmt = iota
+	stLockContact
+	stUpdateContact
+	stInsertEvent
+	stUpsertDelivery
+	stSettle
+	stSyncNow
+	numAcceptStmts
+)
+
+// acceptQueries are the statements' SQL in the store's dialect.
+func acceptQueries(s *Store) [numAcceptStmts]string {
+	var qs [numAcceptStmts]string
+	qs[stLookupDelivery] = `SELECT event_id, expires_at FROM hlbridge_delivery WHERE fingerprint = ?`
+	// One statement creates the contact's row if need be, locks it (an
+	// upsert that updates takes the row lock on PostgreSQL, as SELECT ...
+	// FOR UPDATE would) and reads it.
+	qs[stLockContact] = `INSERT INTO hlbridge_contact (contact_id, seq) VALUES (?, 0)
+		ON CONFLICT (contact_id) DO UPDATE SET seq = hlbridge_contact.seq RETURNING seq, pending, latest`
+	qs[stUpdateContact] = `UPDATE hlbridge_contact SET seq = ?, pending = ?, latest = COALESCE(?, latest) WHERE contact_id = ?`
+	qs[stInsertEvent] = `INSERT INTO hlbridge_event (received_at, contact_id, action, request, seq, status) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`
+	qs[stUpsertDelivery] = `INSERT INTO hlbridge_delivery (fingerprint, event_id, expires_at) VALUES (?, ?, ?)
+		ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`
+	qs[stSettle] = `UPDATE river_job SET state = 'available' WHERE id = ? AND state = 'scheduled'`
+	qs[stSyncNow] = `UPDATE river_job SET scheduled_at = ` + s.now() + ` WHERE kind = ? AND state = 'available'
+		AND attempt = 0 AND scheduled_at > ` + s.now() + ` AND ` + s.jobContact() + ` = ?`
+	for i := range qs {
+		qs[i] = s.q(qs[i])
+	}
+	return qs
 }
 
-func (q *Queue) prepareAccept(ctx context.Context, tx *sql.Tx) (*acceptStmts, error) {
-	s := q.store
-	var st acceptStmts
-	for _, p := range []struct {
-		dst   **sql.Stmt
-		query string
-	}{
-		{&st.lookupDelivery, `SELECT event_id, expires_at FROM hlbridge_delivery WHERE fingerprint = ?`},
-		{&st.insertContact, `INSERT INTO hlbridge_contact (contact_id, seq) VALUES (?, 0) ON CONFLICT (contact_id) DO NOTHING`},
-		{&st.readContact, `SELECT seq, pending, latest FROM hlbridge_contact WHERE contact_id = ?` + s.forUpdate()},
-		{&st.updateContact, `UPDATE hlbridge_contact SET seq = ?, pending = ?, latest = COALESCE(?, latest) WHERE contact_id = ?`},
-		{&st.insertEvent, `INSERT INTO hlbridge_event (received_at, contact_id, action, request, seq, status) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`},
-		{&st.upsertDelivery, `INSERT INTO hlbridge_delivery (fingerprint, event_id, expires_at) VALUES (?, ?, ?)
-			ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`},
-	} {
-		stmt, err := tx.PrepareContext(ctx, s.q(p.query))
-		if err != nil {
-			return nil, fmt.Errorf("prepare intake: %w", err)
-		}
-		*p.dst = stmt
+// acceptStmts are the intake's statements on one transaction.
+type acceptStmts struct {
+	tx       *sql.Tx
+	queries  *[numAcceptStmts]string
+	prepared [numAcceptStmts]*sql.Stmt
+}
+
+func (q *Queue) prepareAccept(_ context.Context, tx *sql.Tx) (*acceptStmts, error) {
+	return &acceptStmts{tx: tx, queries: &q.acceptQueries}, nil
+}
+
+func (st *acceptStmts) get(ctx context.Context, id acceptStmt) (*sql.Stmt, error) {
+	if p := st.prepared[id]; p != nil {
+		return p, nil
 	}
-	return &st, nil
+	p, err := st.tx.PrepareContext(ctx, st.queries[id])
+	if err != nil {
+		return nil, fmt.Errorf("prepare intake: %w", err)
+	}
+	st.prepared[id] = p
+	return p, nil
+}
+
+// exec runs statement id with args.
+func (st *acceptStmts) exec(ctx context.Context, id acceptStmt, args ...any) error {
+	p, err := st.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, err = p.ExecContext(ctx, args...)
+	return err
+}
+
+// scan runs statement id with args and scans its one row into dest.
+func (st *acceptStmts) scan(ctx context.Context, id acceptStmt, args []any, dest ...any) error {
+	p, err := st.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	return p.QueryRowContext(ctx, args...).Scan(dest...)
 }
 
 // acceptTx is the intake's transaction for items. On error nothing of it
@@ -213,7 +267,7 @@ func (q *Queue) acceptOne(ctx context.Context, tx *sql.Tx, st *acceptStmts, it *
 	if it.d.WebhookID != "" {
 		key = appDeliveryKey(it.d.WebhookID)
 		var expires int64
-		err := st.lookupDelivery.QueryRowContext(ctx, key).Scan(&it.id, &expires)
+		err := st.scan(ctx, stLookupDelivery, []any{key}, &it.id, &expires)
 		switch {
 		case err == nil && expires > now:
 			it.dup = true
@@ -222,15 +276,15 @@ func (q *Queue) acceptOne(ctx context.Context, tx *sql.Tx, st *acceptStmts, it *
 			return fmt.Errorf("look up delivery: %w", err)
 		}
 	}
-	seq, err := q.enqueueTx(ctx, tx, st, it.req)
+	seq, err := q.enqueueTx(ctx, tx, st, it.req, it.d.Wait)
 	if err != nil {
 		return err
 	}
-	if err := st.insertEvent.QueryRowContext(ctx, now, it.req.ContactID, string(it.req.Action), eventRequest(it.req), seq, bridge.StatusQueued).Scan(&it.id); err != nil {
+	if err := st.scan(ctx, stInsertEvent, []any{now, it.req.ContactID, string(it.req.Action), eventRequest(it.req), seq, bridge.StatusQueued}, &it.id); err != nil {
 		return fmt.Errorf("store event: %w", err)
 	}
 	if key != "" {
-		if _, err := st.upsertDelivery.ExecContext(ctx, key, it.id, now+q.cfg.DedupeWindow.Milliseconds()); err != nil {
+		if err := st.exec(ctx, stUpsertDelivery, key, it.id, now+q.cfg.DedupeWindow.Milliseconds()); err != nil {
 			return fmt.Errorf("store delivery: %w", err)
 		}
 	}
@@ -254,15 +308,14 @@ func eventRequest(req bridge.Request) string {
 
 // enqueueTx merges req into its contact's pending request, folds its
 // payload (if any) into the contact's newest known state, and makes sure
-// the contact has a job. It returns the contact's new sequence number.
-func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req bridge.Request) (int64, error) {
-	if _, err := st.insertContact.ExecContext(ctx, req.ContactID); err != nil {
-		return 0, fmt.Errorf("store contact: %w", err)
-	}
+// the contact has a job: a new one starts after the settle window, unless
+// now is true (a sync=true webhook), which also starts a waiting one at
+// once. It returns the contact's new sequence number.
+func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req bridge.Request, now bool) (int64, error) {
 	var seq int64
 	var pending, latest sql.NullString
-	if err := st.readContact.QueryRowContext(ctx, req.ContactID).Scan(&seq, &pending, &latest); err != nil {
-		return 0, fmt.Errorf("read contact: %w", err)
+	if err := st.scan(ctx, stLockContact, []any{req.ContactID}, &seq, &pending, &latest); err != nil {
+		return 0, fmt.Errorf("store contact: %w", err)
 	}
 	// The payload goes into the contact's newest state, not into the
 	// pending request: whatever runs next applies that state, so the
@@ -284,7 +337,7 @@ func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req 
 	earlier := decodeRequest(pending)
 	mergedJSON, _ := json.Marshal(bridge.Merge(earlier, &req))
 	seq++
-	if _, err := st.updateContact.ExecContext(ctx, seq, string(mergedJSON), newLatest, req.ContactID); err != nil {
+	if err := st.exec(ctx, stUpdateContact, seq, string(mergedJSON), newLatest, req.ContactID); err != nil {
 		return 0, fmt.Errorf("update contact: %w", err)
 	}
 	// A pending request means this contact's job exists and has not yet
@@ -292,10 +345,34 @@ func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req 
 	// costliest statement here) is skipped. The reconciler covers a job that
 	// River dropped without our worker seeing it.
 	if earlier != nil {
+		if now && q.cfg.SettleWindow > 0 {
+			// Only a job still settling: never run, available, due later.
+			// A job snoozed for a Retry-After is 'scheduled' and keeps its
+			// time. The scan is of the available jobs, and only for the
+			// rare sync=true webhook that finds its contact's job waiting.
+			if err := st.exec(ctx, stSyncNow, (syncContactArgs{}).Kind(), req.ContactID); err != nil {
+				return 0, fmt.Errorf("start job now: %w", err)
+			}
+		}
 		return seq, nil
 	}
-	if _, err := q.client.InsertTx(ctx, tx, syncContactArgs{ContactID: req.ContactID}, nil); err != nil {
+	var opts *river.InsertOpts
+	if !now && q.cfg.SettleWindow > 0 {
+		opts = &river.InsertOpts{ScheduledAt: time.Now().Add(q.cfg.SettleWindow)}
+	}
+	res, err := q.client.InsertTx(ctx, tx, syncContactArgs{ContactID: req.ContactID}, opts)
+	if err != nil {
 		return 0, fmt.Errorf("queue job: %w", err)
+	}
+	if opts != nil && !res.UniqueSkippedAsDuplicate {
+		// River's scheduler makes 'scheduled' jobs available only every
+		// 5 s (not configurable), which would stretch a 1 s window to up
+		// to 6. An 'available' job whose scheduled_at lies ahead is not
+		// fetched before that time either (River's fetch checks both), so
+		// the job is made available now and runs when its window ends.
+		if err := st.exec(ctx, stSettle, res.Job.ID); err != nil {
+			return 0, fmt.Errorf("settle job: %w", err)
+		}
 	}
 	return seq, nil
 }

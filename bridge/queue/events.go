@@ -142,7 +142,7 @@ func (q *Queue) Retry(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	seq, err := q.enqueueTx(ctx, tx, st, req)
+	seq, err := q.enqueueTx(ctx, tx, st, req, true) // an operator's retry: no burst to wait for
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,8 @@ import (
 // Config tunes the durable queue. Zero values take the defaults.
 type Config struct {
 	// Workers is how many contacts are synced at once by this process, and
-	// so how many requests it sends WordPress at once. Default 4.
+	// so the most requests it sends WordPress at once (the WordPress
+	// client's pace may allow fewer). Default 4.
 	Workers int
 	// JobTimeout bounds one sync. Default 2 minutes.
 	JobTimeout time.Duration
@@ -57,6 +58,12 @@ type Config struct {
 	// SyncWait bounds how long a sync=true webhook waits for its outcome
 	// before it is answered 202. Default 10 seconds.
 	SyncWait time.Duration
+	// SettleWindow is how long after the first of a contact's waiting
+	// webhooks its sync may start, so that the burst of a bulk edit
+	// collapses into one sync. Webhooks that coalesce into the waiting sync
+	// do not move it; a sync=true webhook (Delivery.Wait) starts it at once.
+	// Unlike the other fields, zero means none: no window.
+	SettleWindow time.Duration
 	// PollInterval is how often idle workers look for new jobs when the
 	// database cannot notify them. Default 200 ms.
 	PollInterval time.Duration
@@ -130,6 +137,8 @@ type Queue struct {
 	waiters  waiters
 	intake   []*batcher // lanes; a contact always uses the same one
 
+	acceptQueries [numAcceptStmts]string // the intake's SQL, in the store's dialect
+
 	clientID             string      // River's client id, in river_job.attempted_by
 	lease                *lease      // PostgreSQL: this process's lease; nil on SQLite
 	outage               atomic.Bool // a sync failed for an outage since the last success
@@ -143,7 +152,7 @@ func New(store *Store, syncer *bridge.Syncer, cfg Config) (*Queue, error) {
 		return nil, errors.New("bridge: queue needs a store")
 	}
 	cfg.defaults()
-	q := &Queue{cfg: cfg, store: store, syncer: syncer, clientID: newClientID()}
+	q := &Queue{cfg: cfg, store: store, syncer: syncer, clientID: newClientID(), acceptQueries: acceptQueries(store)}
 	if store.postgres {
 		q.lease = &lease{cancels: map[uint64]context.CancelCauseFunc{}}
 	}

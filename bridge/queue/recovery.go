@@ -308,6 +308,14 @@ func (q *Queue) BringForward(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// jobContact is the SQL expression of a river_job row's contact id.
+func (s *Store) jobContact() string {
+	if s.postgres {
+		return "args->>'contact_id'"
+	}
+	return "json_extract(args, '$.contact_id')"
+}
+
 // now is the database's current time, in River's format for the dialect.
 func (s *Store) now() string {
 	if s.postgres {

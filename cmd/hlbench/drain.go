@@ -31,7 +31,7 @@ import (
 type drainOpts struct {
 	contacts, perContact, clients, wpConcurrency int
 	store, pgURL, page                           string
-	idle, sampleEvery, timeout                   time.Duration
+	idle, sampleEvery, timeout, settle           time.Duration
 	verify                                       bool
 }
 
@@ -48,7 +48,8 @@ func runDrain(ctx context.Context, args []string) error {
 	fs.IntVar(&o.contacts, "contacts", 1000, "contacts")
 	fs.IntVar(&o.perContact, "per-contact", 10, "webhooks per contact (rounds of the storm)")
 	fs.IntVar(&o.clients, "clients", 16, "concurrent senders of the storm")
-	fs.IntVar(&o.wpConcurrency, "wp-concurrency", 4, "BRIDGE_WORDPRESS_CONCURRENCY: queue workers and WordPress requests in flight")
+	fs.IntVar(&o.wpConcurrency, "wp-concurrency", 4, "BRIDGE_WORDPRESS_CONCURRENCY: queue workers, and the bound of the adaptive limit on WordPress requests in flight")
+	fs.DurationVar(&o.settle, "settle-window", time.Second, "BRIDGE_SETTLE_WINDOW: a contact's sync starts this long after its first waiting webhook; 0: none")
 	fs.StringVar(&o.store, "store", "sqlite", "the queue's store: sqlite or postgres")
 	fs.StringVar(&o.pgURL, "postgres", "", "PostgreSQL server URL on loopback, for --store postgres")
 	fs.StringVar(&o.page, "page", "/", "the site page sampled during the storm")
@@ -169,6 +170,8 @@ type drainResult struct {
 	events                        map[string]int
 	checked, wrong                int
 	idle, storm                   []time.Duration // page response times, sorted
+	limits                        []int           // the WordPress concurrency limit, sampled during the storm
+	lone, loneSync                time.Duration   // a lone webhook after the drain: to applied; sync=true: to answered
 	pageErrs                      int
 	pageStatus                    string
 }
@@ -209,7 +212,7 @@ func drainOnce(ctx context.Context, s *site, mode string, o drainOpts) (*drainRe
 		return nil, err
 	}
 	defer removeStore()
-	b, err := newBridge(ctx, dsn, users, contacts, queue.Config{Workers: o.wpConcurrency})
+	b, err := newBridge(ctx, dsn, users, contacts, queue.Config{Workers: o.wpConcurrency, SettleWindow: o.settle})
 	if err != nil {
 		return nil, err
 	}
@@ -247,6 +250,20 @@ func drainOnce(ctx context.Context, s *site, mode string, o drainOpts) (*drainRe
 	progress("%s mode: storm of %d webhooks for %d contacts", mode, res.webhooks, o.contacts)
 	c := newClient(o.clients)
 	defer c.CloseIdleConnections()
+	limitsDone := make(chan struct{})
+	var limitsWG sync.WaitGroup
+	limitsWG.Go(func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-limitsDone:
+				return
+			case <-t.C:
+				res.limits = append(res.limits, wp.ConcurrencyLimit())
+			}
+		}
+	})
 	work := make(chan [2]int)
 	var rc recorder
 	start := time.Now()
@@ -305,6 +322,8 @@ feed:
 		}
 	}
 	res.drainedIn = time.Since(start)
+	close(limitsDone)
+	limitsWG.Wait()
 	smp.stop() // the samples in flight finish
 	res.storm, res.pageErrs, res.pageStatus = smp.cut()
 	progress("%s mode: drained in %s", mode, res.drainedIn.Round(time.Millisecond))
@@ -331,11 +350,64 @@ feed:
 		}
 		res.events[st] = len(evs)
 	}
+	progress("%s mode: a lone webhook, then a lone sync=true one", mode)
+	if res.lone, res.loneSync, err = loneWebhooks(ctx, b.Queue, c, g, fake, o.perContact); err != nil {
+		return nil, err
+	}
 	if o.verify {
 		progress("%s mode: checking every contact's user", mode)
 		res.checked, res.wrong = verifyUsers(ctx, wp, g, o, fake)
 	}
 	return res, nil
+}
+
+// loneWebhooks sends, on the drained queue, an update of contact 0 and
+// times it until applied, then a sync=true update of contact 1 and times
+// its answer. Both carry the storm's last round again, so that the check
+// after still holds.
+func loneWebhooks(ctx context.Context, q *queue.Queue, c *http.Client, g *webhooks, fake *highleveltest.Server, rounds int) (lone, loneSync time.Duration, err error) {
+	last := rounds - 1
+	if fake != nil {
+		fake.PutContact(contactRound(g, 0, last))
+		fake.PutContact(contactRound(g, 1, last))
+	}
+	u, body := g.webhook(0, last, "update")
+	start := time.Now()
+	if status, err := post(ctx, c, u, body); err != nil || status != http.StatusAccepted {
+		return 0, 0, fmt.Errorf("lone webhook: %d %v", status, err)
+	}
+	for {
+		evs, err := q.Events(ctx, bridge.EventFilter{Status: bridge.StatusQueued, Limit: 1})
+		if err != nil {
+			return 0, 0, err
+		}
+		if len(evs) == 0 {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			return 0, 0, errors.New("lone webhook still queued after a minute")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lone = time.Since(start)
+	u, body = g.webhook(1, last, "update")
+	start = time.Now()
+	if status, err := post(ctx, c, u+"&sync=true", body); err != nil || status != http.StatusOK {
+		return 0, 0, fmt.Errorf("lone sync=true webhook: %d %v", status, err)
+	}
+	return lone, time.Since(start), nil
+}
+
+// limitSummary is the limit's mean, range and last sample.
+func limitSummary(l []int) string {
+	if len(l) == 0 {
+		return "–"
+	}
+	sum := 0
+	for _, v := range l {
+		sum += v
+	}
+	return fmt.Sprintf("mean %.1f, %d–%d, last %d (%d samples)", float64(sum)/float64(len(l)), slices.Min(l), slices.Max(l), l[len(l)-1], len(l))
 }
 
 func hlCount(fake *highleveltest.Server) int {
@@ -518,13 +590,13 @@ func printDrain(w io.Writer, head string, o drainOpts, rs []*drainResult) {
 	}
 	fmt.Fprintf(w, "%d webhooks for %d contacts: %d rounds, each a bulk edit of every contact (add first, then update_tags and update alternating, the last an update), "+
 		"sent by %d concurrent clients to the bridge wired as cmd/hlbridge serves it (store: %s; %d workers, "+
-		"BRIDGE_WORDPRESS_CONCURRENCY=%d, HIGHLEVEL_REQUESTS_PER_10S=90), against the test WordPress "+
+		"BRIDGE_WORDPRESS_CONCURRENCY=%d as the bound of the adaptive limit, BRIDGE_SETTLE_WINDOW=%s, HIGHLEVEL_REQUESTS_PER_10S=90), against the test WordPress "+
 		"(testdata/wordpress: PHP's built-in server with 4 workers, MariaDB) on the same machine. "+
 		"Token mode loads each contact from the in-process fake HighLevel (highleveltest, its burst limit of 100 per 10 s on); "+
 		"payload mode takes it from the webhook body and calls no HighLevel. The page is `GET %s` every %s "+
 		"(the test site has no theme, so it is WordPress's bootstrap and main query with an empty body), idle for %s before the storm, "+
 		"then from the first webhook until the queue is empty. Times to accept and to drain count from the first webhook.\n\n",
-		o.contacts*o.perContact, o.contacts, o.perContact, o.clients, store, o.wpConcurrency, o.wpConcurrency,
+		o.contacts*o.perContact, o.contacts, o.perContact, o.clients, store, o.wpConcurrency, o.wpConcurrency, o.settle,
 		o.page, o.sampleEvery, o.idle)
 	header := []string{"measure"}
 	for _, r := range rs {
@@ -590,6 +662,10 @@ func printDrain(w io.Writer, head string, o drainOpts, rs []*drainResult) {
 		}),
 		row("page p50 storm ÷ idle", func(r *drainResult) string {
 			return "**" + ratio(pctOf(r.storm, .5), pctOf(r.idle, .5)) + "** (p95 " + ratio(pctOf(r.storm, .95), pctOf(r.idle, .95)) + ")"
+		}),
+		row("WordPress concurrency limit during the storm", func(r *drainResult) string { return limitSummary(r.limits) }),
+		row("a lone webhook after the drain: applied in", func(r *drainResult) string {
+			return fmt.Sprintf("%s ms (sync=true: answered in %s ms)", ms(r.lone), ms(r.loneSync))
 		}),
 	}
 	table(w, header, rows)

@@ -63,6 +63,7 @@ type config struct {
 	MaxAttempts          int           `env:"BRIDGE_MAX_ATTEMPTS, default=60"`
 	RetryBase            time.Duration `env:"BRIDGE_RETRY_BASE, default=2s"`
 	DedupeWindow         time.Duration `env:"BRIDGE_DEDUPE_WINDOW, default=10m"`
+	SettleWindow         time.Duration `env:"BRIDGE_SETTLE_WINDOW, default=1s"`
 	EventRetention       time.Duration `env:"BRIDGE_EVENT_RETENTION, default=720h"`
 	ShutdownTimeout      time.Duration `env:"BRIDGE_SHUTDOWN_TIMEOUT, default=30s"`
 
@@ -179,6 +180,9 @@ func loadConfig(ctx context.Context, getenv func(string) string) (*config, error
 	}
 	if cfg.HighLevelBudget < 1 || cfg.HighLevelBudget > 100 {
 		bad("HIGHLEVEL_REQUESTS_PER_10S", "must be from 1 to 100 (HighLevel allows 100 requests per 10 seconds)")
+	}
+	if cfg.SettleWindow < 0 || cfg.SettleWindow > time.Minute {
+		bad("BRIDGE_SETTLE_WINDOW", "must be from 0 (no window) to 1m")
 	}
 	positive := map[string]time.Duration{"BRIDGE_SYNC_WAIT": cfg.SyncWait, "BRIDGE_JOB_TIMEOUT": cfg.JobTimeout,
 		"BRIDGE_RETRY_BASE": cfg.RetryBase, "BRIDGE_DEDUPE_WINDOW": cfg.DedupeWindow, "BRIDGE_EVENT_RETENTION": cfg.EventRetention,

@@ -71,6 +71,8 @@ func TestConfigValidation(t *testing.T) {
 		{"zero job timeout", map[string]string{"BRIDGE_JOB_TIMEOUT": "0s"}, []string{"BRIDGE_JOB_TIMEOUT"}},
 		{"job timeout not a duration", map[string]string{"BRIDGE_JOB_TIMEOUT": "soon"}, []string{"BRIDGE_JOB_TIMEOUT"}},
 		{"negative shutdown timeout", map[string]string{"BRIDGE_SHUTDOWN_TIMEOUT": "-1s"}, []string{"BRIDGE_SHUTDOWN_TIMEOUT"}},
+		{"negative settle window", map[string]string{"BRIDGE_SETTLE_WINDOW": "-1s"}, []string{"BRIDGE_SETTLE_WINDOW"}},
+		{"settle window over a minute", map[string]string{"BRIDGE_SETTLE_WINDOW": "5m"}, []string{"BRIDGE_SETTLE_WINDOW"}},
 		{"no attempts", map[string]string{"BRIDGE_MAX_ATTEMPTS": "0"}, []string{"BRIDGE_MAX_ATTEMPTS"}},
 		{"unknown log level", map[string]string{"BRIDGE_LOG_LEVEL": "loud"}, []string{"BRIDGE_LOG_LEVEL"}},
 		{"tags and contact id in one meta key", map[string]string{"BRIDGE_TAGS_META_KEY": "highlevel_contact_id"}, []string{"BRIDGE_TAGS_META_KEY"}},

@@ -114,6 +114,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		logger.Info("no HIGHLEVEL_TOKEN: payload mode, contacts come from webhook bodies")
 	}
 	counters := metrics.New()
+	counters.WordPressLimit(wp.ConcurrencyLimit)
 	syncer, err := newSyncer(ctx, cfg, counters.Users(wp), d, logger)
 	if err != nil {
 		return err
@@ -130,7 +131,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 
 	q, err := queue.New(store, syncer, queue.Config{
 		Workers: cfg.WordPressConcurrency, JobTimeout: cfg.JobTimeout, RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.MaxAttempts,
-		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, EventRetention: cfg.EventRetention, SyncWait: cfg.SyncWait, Logger: logger, Metrics: counters,
+		RetryBase: cfg.RetryBase, DedupeWindow: cfg.DedupeWindow, SettleWindow: cfg.SettleWindow, EventRetention: cfg.EventRetention, SyncWait: cfg.SyncWait, Logger: logger, Metrics: counters,
 	})
 	if err != nil {
 		return err

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"database/sql"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/internal/testkit"
 )
 
@@ -97,4 +100,35 @@ func postgresDB(t *testing.T) string {
 	})
 	u.Path = "/" + name
 	return u.String()
+}
+
+// On PostgreSQL too, a sync waits out BRIDGE_SETTLE_WINDOW, and a
+// sync=true webhook for a contact whose sync is waiting starts it at once.
+func TestPostgresSettleWindow(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, postgresDB(t))
+	p := w.start("a", "BRIDGE_SETTLE_WINDOW=20s")
+	cs := w.contacts(1)
+	status, first, err := w.webhook(http.DefaultClient, p.url, "add", cs[0].ID, 0)
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("add: %d %+v %v", status, first, err)
+	}
+	time.Sleep(time.Second) // the window holds the sync back
+	if ev, err := w.storeQueue().Event(context.Background(), first.EventID); err != nil || ev.Status != bridge.StatusQueued {
+		t.Fatalf("event 1s into a 20s settle window = %+v (%v), want queued", ev, err)
+	}
+	start := time.Now()
+	q := url.Values{"wpf_action": {"update"}, "access_key": {w.key}, "contact_id": {cs[0].ID}, "sync": {"true"}}
+	resp, err := http.Post(p.url+"/?"+q.Encode(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	took := time.Since(start)
+	if resp.StatusCode != http.StatusOK || took > 10*time.Second {
+		t.Fatalf("sync=true during the window: %d after %s, want 200 well before the window ends", resp.StatusCode, took)
+	}
+	if ev, err := w.storeQueue().Event(context.Background(), first.EventID); err != nil || ev.Status != bridge.StatusDone {
+		t.Errorf("the waiting add after the sync=true update = %+v (%v), want done", ev, err)
+	}
 }
