@@ -45,6 +45,10 @@ type Config struct {
 	// time, starting at 1, so a storm of webhooks never floods the site;
 	// 0 means no cap and no pacing.
 	MaxConcurrent int
+	// FixedConcurrency keeps MaxConcurrent requests allowed in flight
+	// instead of adapting: for benchmarks that compare the adaptive limit
+	// with fixed ones.
+	FixedConcurrency bool
 }
 
 // Client calls one WordPress site's REST API. It is safe for concurrent use.
@@ -109,6 +113,9 @@ func New(cfg Config) (*Client, error) {
 	var pace *Pace
 	if cfg.MaxConcurrent > 0 {
 		pace = NewPace(cfg.MaxConcurrent, nil)
+		if cfg.FixedConcurrency {
+			pace.fixed, pace.limit = true, float64(pace.bound)
+		}
 	}
 	return &Client{
 		pace:   pace,

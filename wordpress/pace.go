@@ -10,11 +10,21 @@ import (
 // Pace is an adaptive limit on the requests in flight to one WordPress
 // site, so that a storm of webhooks never floods a small site and a big
 // one is not held back by a guess. It works like TCP congestion control or
-// Netflix's Vegas and Gradient limiters: the limit starts at 1, grows by
-// one per round of requests while their latency stays within 1.5 times the
-// site's baseline, shrinks by a quarter when a round's mean latency rises
-// above 2 times the baseline, and halves on an overload answer (a 5xx, 429
-// or a time-out). It never falls below 1 nor grows above its bound.
+// Netflix's Vegas and Gradient limiters: the limit starts at 1 and grows by
+// one per round of requests while their latency stays near the site's
+// baseline (within 1.2 times it); it shrinks by a quarter when a round's
+// mean latency rises above 1.5 times the baseline, and halves on an
+// overload answer (a 5xx, 429 or a time-out). It never falls below 1 nor
+// grows above its bound.
+//
+// Every step up is a probe. When the round after a step is no longer near
+// the baseline, the site was already at its knee: one more request in
+// flight only queued behind the others and slowed the site's pages too, so
+// the limit steps back at once and waits before it probes again, twice as
+// long after each failed probe (from 2 s up to a minute). On a site whose
+// pages slow as soon as two of its requests overlap, the limit thus stays
+// at 1 but for a few short probes; on a site with room, probes succeed and
+// the limit climbs a step per round.
 //
 // The baseline is kept per kind of request (method and route, ids left
 // out): a user update is slower than a read, and comparing each with its
@@ -22,14 +32,16 @@ import (
 // minimum over the last one to two minutes of the kind's smoothed latency
 // (a moving average of its last few requests), not of single requests: on
 // a busy machine one lucky fast answer would set a baseline that ordinary
-// answers never meet again, and the limit would stay at 1. Several processes
-// sharing one site each keep their own Pace; each sees the site's latency
-// rise, so together they back off too.
+// answers never meet again, and the limit would stay at 1. A round is at
+// least 8 requests, so that one slow answer does not decide it. Several
+// processes sharing one site each keep their own Pace; each sees the
+// site's latency rise, so together they back off too.
 //
 // Pace is safe for concurrent use. It holds no Prometheus or other
 // metrics: Limit says where it stands, for whoever exports it.
 type Pace struct {
 	bound int
+	fixed bool // the limit stays at the bound (Config.FixedConcurrency)
 	now   func() time.Time
 
 	mu       sync.Mutex
@@ -39,6 +51,12 @@ type Pace struct {
 	kinds    map[string]*paceKind
 	epoch    uint64 // bumped on every change of the limit
 	round    paceRound
+	// The probe in progress and the wait before the next one: after a
+	// step up the limit was below is the limit before it, 0 when the
+	// current round follows no step up.
+	below     float64
+	probeWait time.Duration // after the last failed probe; 0: none failed since a good one
+	nextProbe time.Time     // no step up before this
 }
 
 // paceRound gathers the samples of one round: about as many requests as
@@ -55,11 +73,16 @@ type paceRound struct {
 const (
 	paceStart     = 1
 	paceGrowth    = 1.0  // added per round near the baseline
-	paceHigh      = 2.0  // a round's mean latency above this many baselines backs off
-	paceGrowBelow = 1.5  // and below this many baselines lets the limit grow
+	paceHigh      = 1.5  // a round's mean latency above this many baselines backs off
+	paceGrowBelow = 1.2  // and below this many baselines is near it: the limit may grow
+	paceMinRound  = 8    // a round is at least this many requests
 	paceSmoothing = 4    // a kind's smoothed latency moves 1/paceSmoothing of the way to each sample
 	paceBackoff   = 0.75 // the limit is multiplied by this on high latency
 	paceDrop      = 0.5  // and by this on an overload answer
+	// After a failed probe the next waits paceProbeWait, doubling with
+	// each failure up to paceProbeMax.
+	paceProbeWait = 2 * time.Second
+	paceProbeMax  = time.Minute
 	// paceBaseWindow is the length of one of the two buckets of the
 	// windowed minimum: a baseline reflects the last one to two of them.
 	paceBaseWindow = time.Minute
@@ -187,7 +210,7 @@ func (t *Ticket) Done(o Outcome) {
 
 // observe adjusts the limit; p.mu is held.
 func (p *Pace) observe(t *Ticket, o Outcome) {
-	if o == Ignored {
+	if o == Ignored || p.fixed {
 		return
 	}
 	now := p.now()
@@ -196,6 +219,7 @@ func (p *Pace) observe(t *Ticket, o Outcome) {
 	stale := t.epoch != p.epoch
 	if o == Overloaded {
 		if !stale {
+			p.below = 0
 			p.set(p.limit * paceDrop)
 		}
 		return
@@ -217,18 +241,36 @@ func (p *Pace) observe(t *Ticket, o Outcome) {
 	}
 	p.round.n++
 	p.round.sum += ratio
-	if p.round.n < p.allowed() {
+	if p.round.n < max(p.allowed(), paceMinRound) {
 		return
 	}
 	mean := p.round.sum / float64(p.round.n)
+	probe := p.below
+	p.below = 0
 	switch {
+	case probe > 0 && mean >= paceGrowBelow:
+		// The step up slowed the site: it was at its knee. Step back
+		// and wait longer before the next probe.
+		p.probeWait = min(max(2*p.probeWait, paceProbeWait), paceProbeMax)
+		p.nextProbe = now.Add(p.probeWait)
+		if mean > paceHigh {
+			probe = min(probe, p.limit*paceBackoff)
+		}
+		p.set(probe)
 	case mean > paceHigh:
 		p.set(p.limit * paceBackoff)
-	case mean < paceGrowBelow && p.round.limited:
+	case mean < paceGrowBelow && p.round.limited && !now.Before(p.nextProbe) && p.limit < float64(p.bound):
 		// Grow only when the limit held a request back: a quiet
 		// stretch proves nothing about a higher limit.
+		if probe > 0 {
+			p.probeWait = 0 // the last step held: the next may follow at once
+		}
+		p.below = p.limit
 		p.set(p.limit + paceGrowth)
 	default:
+		if probe > 0 && mean < paceGrowBelow {
+			p.probeWait = 0
+		}
 		p.round = paceRound{limited: p.waiters.Len() > 0}
 	}
 }

@@ -55,10 +55,12 @@ type sim struct {
 	events simQueue
 	// demand caps the requests each client wants in flight; 0: endless.
 	demand int
+	// atLimit is the simulated time spent at each total limit.
+	atLimit map[int]time.Duration
 }
 
 func newSim(server *simServer, bounds ...int) *sim {
-	s := &sim{now: time.Unix(1_700_000_000, 0), server: server}
+	s := &sim{now: time.Unix(1_700_000_000, 0), server: server, atLimit: map[int]time.Duration{}}
 	for _, b := range bounds {
 		s.paces = append(s.paces, NewPace(b, func() time.Time { return s.now }))
 	}
@@ -70,6 +72,7 @@ func (s *sim) run(n int) {
 	for range n {
 		s.fill()
 		e := heap.Pop(&s.events).(simEvent)
+		s.atLimit[s.total()] += e.at.Sub(s.now)
 		s.now = e.at
 		s.server.inflight--
 		e.t.Done(e.outcome)
@@ -133,6 +136,36 @@ func TestPaceSettlesNearTheSiteCapacity(t *testing.T) {
 	t.Logf("limit ranged over %d..%d", lo, hi)
 	if lo < 3 || hi > 8 {
 		t.Errorf("limit ranged over %d..%d on a 4-worker site, want within 3..8", lo, hi)
+	}
+}
+
+// A site with one worker, or whose spare CPU one request uses up, slows
+// as soon as two requests overlap: every step up to 2 is a failed probe.
+// The limit stays at 1 but for probes that grow rarer, so the site's own
+// visitors meet a second request of the bridge's only now and then.
+func TestPaceProbesRarelyPastTheKnee(t *testing.T) {
+	t.Parallel()
+	s := newSim(&simServer{workers: 1, base: 30 * time.Millisecond}, 4)
+	s.run(200)
+	start := s.now
+	clear(s.atLimit)
+	s.run(10_000) // 5 minutes at 30 ms a request
+	var total, above time.Duration
+	for limit, d := range s.atLimit {
+		total += d
+		if limit > 1 {
+			above += d
+		}
+	}
+	t.Logf("%v simulated; %v of it above 1 (%.1f%%)", s.now.Sub(start), above, 100*float64(above)/float64(total))
+	if got := s.paces[0].Limit(); got != 1 {
+		t.Errorf("limit on a one-worker site = %d, want 1", got)
+	}
+	if frac := float64(above) / float64(total); frac > 0.02 {
+		t.Errorf("limit above 1 for %.1f%% of the time on a one-worker site, want at most 2%%", 100*frac)
+	}
+	if got := s.paces[0].probeWait; got != paceProbeMax {
+		t.Errorf("wait between probes after minutes of failed ones = %v, want the longest, %v", got, paceProbeMax)
 	}
 }
 

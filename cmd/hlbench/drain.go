@@ -32,7 +32,7 @@ type drainOpts struct {
 	contacts, perContact, clients, wpConcurrency int
 	store, pgURL, page                           string
 	idle, sampleEvery, timeout, settle           time.Duration
-	verify                                       bool
+	verify, fixed                                bool
 }
 
 // runDrain sends a storm of webhooks (perContact rounds over contacts,
@@ -49,6 +49,7 @@ func runDrain(ctx context.Context, args []string) error {
 	fs.IntVar(&o.perContact, "per-contact", 10, "webhooks per contact (rounds of the storm)")
 	fs.IntVar(&o.clients, "clients", 16, "concurrent senders of the storm")
 	fs.IntVar(&o.wpConcurrency, "wp-concurrency", 4, "BRIDGE_WORDPRESS_CONCURRENCY: queue workers, and the bound of the adaptive limit on WordPress requests in flight")
+	fs.BoolVar(&o.fixed, "fixed", false, "keep --wp-concurrency requests allowed in flight instead of the adaptive limit, to compare the two")
 	fs.DurationVar(&o.settle, "settle-window", time.Second, "BRIDGE_SETTLE_WINDOW: a contact's sync starts this long after its first waiting webhook; 0: none")
 	fs.StringVar(&o.store, "store", "sqlite", "the queue's store: sqlite or postgres")
 	fs.StringVar(&o.pgURL, "postgres", "", "PostgreSQL server URL on loopback, for --store postgres")
@@ -172,6 +173,7 @@ type drainResult struct {
 	idle, storm                   []time.Duration // page response times, sorted
 	limits                        []int           // the WordPress concurrency limit, sampled during the storm
 	lone, loneSync                time.Duration   // a lone webhook after the drain: to applied; sync=true: to answered
+	updateTimes, lookupTimes      []time.Duration // of the bridge's user updates and meta lookups, sorted
 	pageErrs                      int
 	pageStatus                    string
 }
@@ -181,7 +183,7 @@ func drainOnce(ctx context.Context, s *site, mode string, o drainOpts) (*drainRe
 	tb := &standInTB{}
 	defer tb.close()
 	wp, err := wordpress.New(wordpress.Config{URL: s.url, Username: s.username, AppPassword: s.appPassword,
-		MaxConcurrent: o.wpConcurrency})
+		MaxConcurrent: o.wpConcurrency, FixedConcurrency: o.fixed})
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +193,8 @@ func drainOnce(ctx context.Context, s *site, mode string, o drainOpts) (*drainRe
 	if err != nil {
 		return nil, fmt.Errorf("WordPress at %s: %w", s.url, err)
 	}
-	users := &bridgetest.CountingUsers{Users: wp}
+	timed := &timedUsers{Users: wp}
+	users := &bridgetest.CountingUsers{Users: timed}
 	g := newWebhooks("", "", o.contacts)
 
 	var fake *highleveltest.Server
@@ -330,6 +333,7 @@ feed:
 
 	res.creates, res.updates, res.metas, res.nots = users.Creates.Load(), users.Updates.Load(), users.Metas.Load(), users.Notifications.Load()
 	res.writes, res.reads = users.Writes(), users.Reads.Load()
+	res.updateTimes, res.lookupTimes = timed.cut()
 	if fake != nil {
 		for _, r := range fake.Requests() {
 			res.hlCalls++
@@ -359,6 +363,43 @@ feed:
 		res.checked, res.wrong = verifyUsers(ctx, wp, g, o, fake)
 	}
 	return res, nil
+}
+
+// timedUsers keeps the response times of the bridge's user updates and
+// meta lookups, the two requests every sync of the storm makes.
+type timedUsers struct {
+	bridge.Users
+	mu               sync.Mutex
+	updates, lookups []time.Duration
+}
+
+func (u *timedUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
+	t0 := time.Now()
+	defer u.keep(&u.updates, t0)
+	return u.Users.UpdateUser(ctx, id, up)
+}
+
+func (u *timedUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64, error) {
+	t0 := time.Now()
+	defer u.keep(&u.lookups, t0)
+	return u.Users.UsersByMeta(ctx, key, value)
+}
+
+func (u *timedUsers) keep(into *[]time.Duration, t0 time.Time) {
+	d := time.Since(t0)
+	u.mu.Lock()
+	*into = append(*into, d)
+	u.mu.Unlock()
+}
+
+// cut returns the times so far, sorted.
+func (u *timedUsers) cut() (updates, lookups []time.Duration) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	updates, lookups = u.updates, u.lookups
+	slices.Sort(updates)
+	slices.Sort(lookups)
+	return updates, lookups
 }
 
 // loneWebhooks sends, on the drained queue, an update of contact 0 and
@@ -663,7 +704,16 @@ func printDrain(w io.Writer, head string, o drainOpts, rs []*drainResult) {
 		row("page p50 storm ÷ idle", func(r *drainResult) string {
 			return "**" + ratio(pctOf(r.storm, .5), pctOf(r.idle, .5)) + "** (p95 " + ratio(pctOf(r.storm, .95), pctOf(r.idle, .95)) + ")"
 		}),
-		row("WordPress concurrency limit during the storm", func(r *drainResult) string { return limitSummary(r.limits) }),
+		row("WordPress concurrency limit during the storm", func(r *drainResult) string {
+			if o.fixed {
+				return fmt.Sprintf("fixed at %d", o.wpConcurrency)
+			}
+			return limitSummary(r.limits)
+		}),
+		row("the bridge's user updates / lookups p50 / p95", func(r *drainResult) string {
+			return fmt.Sprintf("%s / %s ms; %s / %s ms", ms(pctOf(r.updateTimes, .5)), ms(pctOf(r.updateTimes, .95)),
+				ms(pctOf(r.lookupTimes, .5)), ms(pctOf(r.lookupTimes, .95)))
+		}),
 		row("a lone webhook after the drain: applied in", func(r *drainResult) string {
 			return fmt.Sprintf("%s ms (sync=true: answered in %s ms)", ms(r.lone), ms(r.loneSync))
 		}),
