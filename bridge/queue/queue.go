@@ -65,7 +65,9 @@ type Config struct {
 	// Unlike the other fields, zero means none: no window.
 	SettleWindow time.Duration
 	// PollInterval is how often idle workers look for new jobs when the
-	// database cannot notify them. Default 200 ms.
+	// database cannot notify them, and so how late past its settle window
+	// a sync may start. Default 50 ms: on an idle SQLite store that is 20
+	// cheap queries a second.
 	PollInterval time.Duration
 	// Logger receives the queue's and River's log; nil discards. River's
 	// Info records (routine: job counts every 5 s) are logged at Debug.
@@ -100,7 +102,7 @@ func (c *Config) defaults() {
 		c.SyncWait = 10 * time.Second
 	}
 	if c.PollInterval <= 0 {
-		c.PollInterval = 200 * time.Millisecond
+		c.PollInterval = 50 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
