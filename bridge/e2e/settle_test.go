@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -73,6 +74,85 @@ func TestSettleWindowCollapsesBurst(t *testing.T) {
 		t.Errorf("%d WordPress writes for the burst, want 1 (creates %d, updates %d, meta %d)",
 			w, counter.Creates.Load(), counter.Updates.Load(), counter.Metas.Load())
 	}
+}
+
+// A burst longer than the window, whose webhooks come closer together than
+// it, also ends in one sync: each webhook moves the waiting sync to a
+// window after itself.
+func TestSettleWindowWaitsForTheBurstToPause(t *testing.T) {
+	t.Parallel()
+	const window, gap = time.Second, 300 * time.Millisecond
+	counter := &bridgetest.CountingUsers{}
+	b := setup(t, withQueue(settleQueue(window)), func(s *settings) {
+		s.wrapUsers = func(u bridge.Users) bridge.Users { counter.Users = u; return counter }
+	})
+	c := b.contact(t)
+	var ids []int64
+	var last time.Time
+	for i := range 8 {
+		if i > 0 && time.Since(last) > window-gap {
+			t.Skipf("webhook %d came %s after the one before, not within the window (a loaded machine)", i, time.Since(last))
+		}
+		c.FirstName = fmt.Sprintf("Long%d", i)
+		b.hl.PutContact(c)
+		last = time.Now()
+		status, r := b.wpf(t, "add", c.ID)
+		if status != http.StatusAccepted {
+			t.Fatalf("add: %d %+v", status, r)
+		}
+		ids = append(ids, r.EventID)
+		if n := b.contactLoads(c.ID); n != 0 {
+			t.Fatalf("the contact was synced %d times while its burst went on (webhook %d, %s after the first)", n, i, time.Duration(i)*gap)
+		}
+		time.Sleep(gap)
+	}
+	for _, id := range ids {
+		if ev := b.waitEvent(t, id, 30*time.Second); ev.Status != bridge.StatusDone {
+			t.Fatalf("event %d = %+v", id, ev)
+		}
+	}
+	if took := time.Since(last); took < window {
+		t.Errorf("the sync finished %s after the last webhook, inside the window after it", took)
+	}
+	if u := b.user(t, c.Email); u.FirstName != "Long7" {
+		t.Errorf("first name = %q, want the last of the burst, Long7", u.FirstName)
+	}
+	if n, w := b.contactLoads(c.ID), counter.Writes(); n != 1 || w != 1 {
+		t.Errorf("%d syncs and %d WordPress writes for a burst of 8 webhooks %s apart, want 1 and 1", n, w, gap)
+	}
+}
+
+// A contact whose webhooks never pause for a window is still synced, 10
+// windows after the first of them, while they go on.
+func TestSettleWindowHasALimit(t *testing.T) {
+	t.Parallel()
+	const window = 100 * time.Millisecond
+	b := setup(t, withQueue(settleQueue(window)))
+	c := b.contact(t)
+	start := time.Now()
+	var first int64
+	for i := 0; time.Since(start) < 6*time.Second; i++ {
+		c.FirstName = fmt.Sprintf("Busy%d", i)
+		b.hl.PutContact(c)
+		status, r := b.wpf(t, "add", c.ID)
+		if status != http.StatusAccepted {
+			t.Fatalf("add: %d %+v", status, r)
+		}
+		if i == 0 {
+			first = r.EventID
+		}
+		ev, err := b.queue.Event(context.Background(), first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Status == bridge.StatusDone {
+			t.Logf("the first webhook was applied %s after it, while its contact's webhooks went on every %s", time.Since(start), window/2)
+			return
+		}
+		time.Sleep(window / 2)
+	}
+	t.Errorf("the first webhook was not applied in %s while its contact's webhooks went on every %s; want it within about 10 windows (%s)",
+		time.Since(start), window/2, 10*window)
 }
 
 // A lone webhook is applied as without the window, only after it.

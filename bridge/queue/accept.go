@@ -23,6 +23,11 @@ import (
 // and SQL compilation over many webhooks; alone, a webhook commits at once.
 // No webhook is answered before the transaction holding it has committed.
 
+// settleCap bounds the settle window's extensions: a contact whose
+// webhooks never pause for a window is synced settleCap windows after the
+// first of them, and then again as they go on.
+const settleCap = 10
+
 // maxBatch bounds how many webhooks share one transaction.
 const maxBatch = 128
 
@@ -156,6 +161,7 @@ const (
 	stUpsertDelivery
 	stSettle
 	stSyncNow
+	stSettleLater
 	numAcceptStmts
 )
 
@@ -173,8 +179,20 @@ func acceptQueries(s *Store) [numAcceptStmts]string {
 	qs[stUpsertDelivery] = `INSERT INTO hlbridge_delivery (fingerprint, event_id, expires_at) VALUES (?, ?, ?)
 		ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`
 	qs[stSettle] = `UPDATE river_job SET state = 'available' WHERE id = ? AND state = 'scheduled'`
-	qs[stSyncNow] = `UPDATE river_job SET scheduled_at = ` + s.now() + ` WHERE kind = ? AND state = 'available'
-		AND attempt = 0 AND scheduled_at > ` + s.now() + ` AND ` + s.jobContact() + ` = ?`
+	// The kind is written out, not a parameter, so that the partial index
+	// hlbridge_river_job_contact serves both statements below.
+	settling := `kind = '` + syncKind + `' AND ` + s.jobContact() + ` = ? AND state = 'available'
+		AND attempt = 0 AND scheduled_at > ` + s.now()
+	qs[stSyncNow] = `UPDATE river_job SET scheduled_at = ` + s.now() + ` WHERE ` + settling
+	// A settling job starts a window after its newest webhook, but no
+	// later than settleCap windows after its first (the job's creation).
+	if s.postgres {
+		qs[stSettleLater] = `UPDATE river_job SET scheduled_at = GREATEST(scheduled_at,
+			LEAST(now() + CAST(? AS interval), created_at + CAST(? AS interval))) WHERE ` + settling
+	} else {
+		qs[stSettleLater] = `UPDATE river_job SET scheduled_at = MAX(scheduled_at,
+			MIN(datetime('now', 'subsec', ?), datetime(created_at, 'subsec', ?))) WHERE ` + settling
+	}
 	for i := range qs {
 		qs[i] = s.q(qs[i])
 	}
@@ -345,13 +363,20 @@ func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req 
 	// costliest statement here) is skipped. The reconciler covers a job that
 	// River dropped without our worker seeing it.
 	if earlier != nil {
-		if now && q.cfg.SettleWindow > 0 {
-			// Only a job still settling: never run, available, due later.
-			// A job snoozed for a Retry-After is 'scheduled' and keeps its
-			// time. The scan is of the available jobs, and only for the
-			// rare sync=true webhook that finds its contact's job waiting.
-			if err := st.exec(ctx, stSyncNow, (syncContactArgs{}).Kind(), req.ContactID); err != nil {
+		// Only a job still settling is moved: never run, available, due
+		// later. A job snoozed for a Retry-After is 'scheduled' and keeps
+		// its time.
+		switch {
+		case q.cfg.SettleWindow <= 0:
+		case now:
+			if err := st.exec(ctx, stSyncNow, req.ContactID); err != nil {
 				return 0, fmt.Errorf("start job now: %w", err)
+			}
+		default:
+			// The burst goes on: the sync waits for it to pause.
+			after, limit := q.store.interval(q.cfg.SettleWindow), q.store.interval(settleCap*q.cfg.SettleWindow)
+			if err := st.exec(ctx, stSettleLater, after, limit, req.ContactID); err != nil {
+				return 0, fmt.Errorf("settle job later: %w", err)
 			}
 		}
 		return seq, nil

@@ -58,11 +58,13 @@ type Config struct {
 	// SyncWait bounds how long a sync=true webhook waits for its outcome
 	// before it is answered 202. Default 10 seconds.
 	SyncWait time.Duration
-	// SettleWindow is how long after the first of a contact's waiting
-	// webhooks its sync may start, so that the burst of a bulk edit
-	// collapses into one sync. Webhooks that coalesce into the waiting sync
-	// do not move it; a sync=true webhook (Delivery.Wait) starts it at once.
-	// Unlike the other fields, zero means none: no window.
+	// SettleWindow is how long a contact's webhooks must pause before its
+	// sync may start, so that the burst of a bulk edit collapses into one
+	// sync: a sync starts a window after the first of its waiting webhooks,
+	// and each webhook that coalesces into it moves it to a window after
+	// that one, but never later than 10 windows after the first. A
+	// sync=true webhook (Delivery.Wait) starts it at once. Unlike the other
+	// fields, zero means none: no window.
 	SettleWindow time.Duration
 	// PollInterval is how often idle workers look for new jobs when the
 	// database cannot notify them, and so how late past its settle window
@@ -118,7 +120,10 @@ type syncContactArgs struct {
 	ContactID string `json:"contact_id"`
 }
 
-func (syncContactArgs) Kind() string { return "hlbridge_sync_contact" }
+func (syncContactArgs) Kind() string { return syncKind }
+
+// syncKind is the River kind of the sync job.
+const syncKind = "hlbridge_sync_contact"
 
 func (syncContactArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{

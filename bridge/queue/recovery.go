@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -314,6 +315,15 @@ func (s *Store) jobContact() string {
 		return "args->>'contact_id'"
 	}
 	return "json_extract(args, '$.contact_id')"
+}
+
+// interval is d as the dialect adds it to a time: an interval for
+// PostgreSQL, a datetime() modifier for SQLite.
+func (s *Store) interval(d time.Duration) string {
+	if s.postgres {
+		return strconv.FormatInt(d.Milliseconds(), 10) + " milliseconds"
+	}
+	return fmt.Sprintf("%+.3f seconds", d.Seconds())
 }
 
 // now is the database's current time, in River's format for the dialect.

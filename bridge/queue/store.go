@@ -255,6 +255,15 @@ func (s *Store) migrate(ctx context.Context) error {
 			expires_at BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS hlbridge_delivery_expires ON hlbridge_delivery (expires_at)`,
 	}
+	// A contact's sync job, found by its contact id: the intake moves a
+	// settling job's start when another webhook joins it, and recovery
+	// looks jobs up by contact. River's table, our index: created again
+	// after a River migration that rebuilds the table.
+	if s.postgres {
+		stmts = append(stmts, `CREATE INDEX IF NOT EXISTS hlbridge_river_job_contact ON river_job ((`+s.jobContact()+`)) WHERE kind = '`+syncKind+`'`)
+	} else {
+		stmts = append(stmts, `CREATE INDEX IF NOT EXISTS hlbridge_river_job_contact ON river_job (`+s.jobContact()+`) WHERE kind = '`+syncKind+`'`)
+	}
 	if s.postgres {
 		// Each process's lease, by River client id (see recovery.go).
 		stmts = append(stmts, `CREATE TABLE IF NOT EXISTS hlbridge_process (
