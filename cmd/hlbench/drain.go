@@ -172,7 +172,7 @@ type drainResult struct {
 	checked, wrong                int
 	idle, storm                   []time.Duration // page response times, sorted
 	limits                        []int           // the WordPress concurrency limit, sampled during the storm
-	lone, loneWrite, loneSync     time.Duration   // a lone webhook after the drain: to applied, to its user update answered; sync=true: to answered
+	lone, loneWrite, loneSync     time.Duration   // a lone webhook after the drain: to its user created and to applied; sync=true: to answered
 	updateTimes, lookupTimes      []time.Duration // of the bridge's user updates and meta lookups, sorted
 	pageErrs                      int
 	pageStatus                    string
@@ -371,18 +371,27 @@ type timedUsers struct {
 	bridge.Users
 	mu               sync.Mutex
 	updates, lookups []time.Duration
-	lastUpdate       time.Time // when the last user update was answered
+	lastWrite        time.Time // when the last user create or update was answered
 }
 
 func (u *timedUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
 	t0 := time.Now()
 	defer func() {
 		u.keep(&u.updates, t0)
-		u.mu.Lock()
-		u.lastUpdate = time.Now()
-		u.mu.Unlock()
+		u.wrote()
 	}()
 	return u.Users.UpdateUser(ctx, id, up)
+}
+
+func (u *timedUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
+	defer u.wrote()
+	return u.Users.CreateUser(ctx, nu)
+}
+
+func (u *timedUsers) wrote() {
+	u.mu.Lock()
+	u.lastWrite = time.Now()
+	u.mu.Unlock()
 }
 
 func (u *timedUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64, error) {
@@ -391,10 +400,10 @@ func (u *timedUsers) UsersByMeta(ctx context.Context, key, value string) ([]int6
 	return u.Users.UsersByMeta(ctx, key, value)
 }
 
-func (u *timedUsers) updatedAt() time.Time {
+func (u *timedUsers) wroteAt() time.Time {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.lastUpdate
+	return u.lastWrite
 }
 
 func (u *timedUsers) keep(into *[]time.Duration, t0 time.Time) {
@@ -419,12 +428,14 @@ func (u *timedUsers) cut() (updates, lookups []time.Duration) {
 // its answer. Both carry the storm's last round again, so that the check
 // after still holds.
 func loneWebhooks(ctx context.Context, q *queue.Queue, c *http.Client, g *webhooks, fake *highleveltest.Server, rounds int, timed *timedUsers) (lone, loneWrite, loneSync time.Duration, err error) {
-	last := rounds - 1
+	// Two contacts outside the storm, so that each lone webhook creates a
+	// user and the check of the storm's users still holds.
+	a, b, last := g.contacts, g.contacts+1, rounds-1
 	if fake != nil {
-		fake.PutContact(contactRound(g, 0, last))
-		fake.PutContact(contactRound(g, 1, last))
+		fake.PutContact(contactRound(g, a, last))
+		fake.PutContact(contactRound(g, b, last))
 	}
-	u, body := g.webhook(0, last, "update")
+	u, body := g.webhook(a, last, "add")
 	start := time.Now()
 	if status, err := post(ctx, c, u, body); err != nil || status != http.StatusAccepted {
 		return 0, 0, 0, fmt.Errorf("lone webhook: %d %v", status, err)
@@ -443,10 +454,10 @@ func loneWebhooks(ctx context.Context, q *queue.Queue, c *http.Client, g *webhoo
 		time.Sleep(10 * time.Millisecond)
 	}
 	lone = time.Since(start)
-	if at := timed.updatedAt(); at.After(start) {
+	if at := timed.wroteAt(); at.After(start) {
 		loneWrite = at.Sub(start)
 	}
-	u, body = g.webhook(1, last, "update")
+	u, body = g.webhook(b, last, "add")
 	start = time.Now()
 	if status, err := post(ctx, c, u+"&sync=true", body); err != nil || status != http.StatusOK {
 		return 0, 0, 0, fmt.Errorf("lone sync=true webhook: %d %v", status, err)
