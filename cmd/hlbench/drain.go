@@ -171,6 +171,7 @@ type drainResult struct {
 	events                        map[string]int
 	checked, wrong                int
 	idle, storm                   []time.Duration // page response times, sorted
+	drainOnly                     []time.Duration // of them, those after the last webhook was accepted
 	limits                        []int           // the WordPress concurrency limit, sampled during the storm
 	lone, loneWrite, loneSync     time.Duration   // a lone webhook after the drain: to its user created and to applied; sync=true: to answered
 	updateTimes, lookupTimes      []time.Duration // of the bridge's user updates and meta lookups, sorted
@@ -299,6 +300,7 @@ feed:
 	wg.Wait()
 	res.acceptedIn = time.Since(start)
 	res.accept = rc.result(res.acceptedIn)
+	acceptPhase, acceptErrs, _ := smp.cut()
 	progress("%s mode: accepted %d in %s (%d not accepted); draining", mode, res.accept.ok, res.acceptedIn.Round(time.Millisecond), res.accept.errs)
 	deadline := start.Add(o.timeout)
 	lastReport := time.Now()
@@ -328,7 +330,10 @@ feed:
 	close(limitsDone)
 	limitsWG.Wait()
 	smp.stop() // the samples in flight finish
-	res.storm, res.pageErrs, res.pageStatus = smp.cut()
+	res.drainOnly, res.pageErrs, res.pageStatus = smp.cut()
+	res.pageErrs += acceptErrs
+	res.storm = append(slices.Clone(res.drainOnly), acceptPhase...)
+	slices.Sort(res.storm)
 	progress("%s mode: drained in %s", mode, res.drainedIn.Round(time.Millisecond))
 
 	res.creates, res.updates, res.metas, res.nots = users.Creates.Load(), users.Updates.Load(), users.Metas.Load(), users.Notifications.Load()
@@ -729,6 +734,9 @@ func printDrain(w io.Writer, head string, o drainOpts, rs []*drainResult) {
 		}),
 		row("page p50 storm ÷ idle", func(r *drainResult) string {
 			return "**" + ratio(pctOf(r.storm, .5), pctOf(r.idle, .5)) + "** (p95 " + ratio(pctOf(r.storm, .95), pctOf(r.idle, .95)) + ")"
+		}),
+		row("page p50 / p95 after the last webhook was accepted, ÷ idle", func(r *drainResult) string {
+			return fmt.Sprintf("%s / %s (%d samples)", ratio(pctOf(r.drainOnly, .5), pctOf(r.idle, .5)), ratio(pctOf(r.drainOnly, .95), pctOf(r.idle, .95)), len(r.drainOnly))
 		}),
 		row("WordPress concurrency limit during the storm", func(r *drainResult) string {
 			if o.fixed {
