@@ -300,7 +300,7 @@ feed:
 	wg.Wait()
 	res.acceptedIn = time.Since(start)
 	res.accept = rc.result(res.acceptedIn)
-	acceptPhase, acceptErrs, _ := smp.cut()
+	acceptPhase, acceptErrs, acceptStatus := smp.cut()
 	progress("%s mode: accepted %d in %s (%d not accepted); draining", mode, res.accept.ok, res.acceptedIn.Round(time.Millisecond), res.accept.errs)
 	deadline := start.Add(o.timeout)
 	lastReport := time.Now()
@@ -332,6 +332,7 @@ feed:
 	smp.stop() // the samples in flight finish
 	res.drainOnly, res.pageErrs, res.pageStatus = smp.cut()
 	res.pageErrs += acceptErrs
+	res.pageStatus = "while accepting " + acceptStatus + ", after " + res.pageStatus
 	res.storm = append(slices.Clone(res.drainOnly), acceptPhase...)
 	slices.Sort(res.storm)
 	progress("%s mode: drained in %s", mode, res.drainedIn.Round(time.Millisecond))
