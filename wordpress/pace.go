@@ -12,19 +12,19 @@ import (
 // one is not held back by a guess. It works like TCP congestion control or
 // Netflix's Vegas and Gradient limiters: the limit starts at 1 and grows by
 // one per round of requests while their latency stays near the site's
-// baseline (within 1.2 times it); it shrinks by a quarter when a round's
-// mean latency rises above 1.5 times the baseline, and halves on an
-// overload answer (a 5xx, 429 or a time-out). It never falls below 1 nor
-// grows above its bound.
+// baseline (a round's mean within 1.2 times it). A round further from it
+// steps the limit back by one, or by a quarter past 1.5 times the
+// baseline; an overload answer (a 5xx, 429 or a time-out) halves it. It
+// never falls below 1 nor grows above its bound.
 //
-// Every step up is a probe. When the round after a step is no longer near
-// the baseline, the site was already at its knee: one more request in
-// flight only queued behind the others and slowed the site's pages too, so
-// the limit steps back at once and waits before it probes again, twice as
-// long after each failed probe (from 2 s up to a minute). On a site whose
+// Every step up is a probe. Latency that leaves the baseline means the
+// site had no room for one more request: it only queued behind the others
+// and slowed the site's own pages too. So the limit steps back and waits
+// before it probes again, twice as long after each step back (from 2 s up
+// to a minute), and at once again after a probe that held. On a site whose
 // pages slow as soon as two of its requests overlap, the limit thus stays
-// at 1 but for a few short probes; on a site with room, probes succeed and
-// the limit climbs a step per round.
+// at 1 but for a few short probes; on a site with room it climbs a step
+// per round.
 //
 // The baseline is kept per kind of request (method and route, ids left
 // out): a user update is slower than a read, and comparing each with its
@@ -248,17 +248,21 @@ func (p *Pace) observe(t *Ticket, o Outcome) {
 	probe := p.below
 	p.below = 0
 	switch {
-	case probe > 0 && mean >= paceGrowBelow:
-		// The step up slowed the site: it was at its knee. Step back
-		// and wait longer before the next probe.
+	case mean >= paceGrowBelow && p.allowed() > 1:
+		// Not near the baseline: requests queue at the site, and its
+		// pages slow with them. Step back (to before the probe, or by
+		// one; by a quarter when far from the baseline) and wait longer
+		// before the next probe.
 		p.probeWait = min(max(2*p.probeWait, paceProbeWait), paceProbeMax)
 		p.nextProbe = now.Add(p.probeWait)
-		if mean > paceHigh {
-			probe = min(probe, p.limit*paceBackoff)
+		next := p.limit - paceGrowth
+		if probe > 0 {
+			next = probe
 		}
-		p.set(probe)
-	case mean > paceHigh:
-		p.set(p.limit * paceBackoff)
+		if mean > paceHigh {
+			next = min(next, p.limit*paceBackoff)
+		}
+		p.set(next)
 	case mean < paceGrowBelow && p.round.limited && !now.Before(p.nextProbe) && p.limit < float64(p.bound):
 		// Grow only when the limit held a request back: a quiet
 		// stretch proves nothing about a higher limit.
