@@ -123,19 +123,9 @@ func loadSite(dir string) (*site, error) {
 // startSite runs testdata/wordpress/start.sh (found above the working
 // directory) and returns the site's DIR and a func that runs stop.sh.
 func startSite(ctx context.Context) (string, func(), error) {
-	root, err := os.Getwd()
+	root, err := repoRoot()
 	if err != nil {
-		return "", nil, err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(root, "testdata", "wordpress", "start.sh")); err == nil {
-			break
-		}
-		parent := filepath.Dir(root)
-		if parent == root {
-			return "", nil, errors.New("testdata/wordpress/start.sh not found above the working directory; run from the repository or pass --site")
-		}
-		root = parent
+		return "", nil, fmt.Errorf("%w, or pass --site", err)
 	}
 	progress("starting a test WordPress with testdata/wordpress/start.sh")
 	var stdout bytes.Buffer
