@@ -154,7 +154,6 @@ const (
 	stUpdateContact
 	stInsertEvent
 	stUpsertDelivery
-	stSettle
 	stSyncNow
 	numAcceptStmts
 )
@@ -172,7 +171,6 @@ func acceptQueries(s *Store) [numAcceptStmts]string {
 	qs[stInsertEvent] = `INSERT INTO hlbridge_event (received_at, contact_id, action, request, seq, status) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`
 	qs[stUpsertDelivery] = `INSERT INTO hlbridge_delivery (fingerprint, event_id, expires_at) VALUES (?, ?, ?)
 		ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`
-	qs[stSettle] = `UPDATE river_job SET state = 'available' WHERE id = ? AND state = 'scheduled'`
 	qs[stSyncNow] = `UPDATE river_job SET scheduled_at = ` + s.now() + ` WHERE kind = ? AND state = 'available'
 		AND attempt = 0 AND scheduled_at > ` + s.now() + ` AND ` + s.jobContact() + ` = ?`
 	for i := range qs {
@@ -250,10 +248,14 @@ func (q *Queue) acceptTx(ctx context.Context, items []*acceptItem) (err error) {
 	sorted := slices.Clone(items)
 	slices.SortStableFunc(sorted, func(a, b *acceptItem) int { return strings.Compare(a.req.ContactID, b.req.ContactID) })
 	now := time.Now().UnixMilli()
+	jobs := &newJobs{}
 	for _, it := range sorted {
-		if err := q.acceptOne(ctx, tx, st, it, now); err != nil {
+		if err := q.acceptOne(ctx, tx, st, jobs, it, now); err != nil {
 			return err
 		}
+	}
+	if err := q.insertJobs(ctx, tx, jobs); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -262,7 +264,7 @@ func (q *Queue) acceptTx(ctx context.Context, items []*acceptItem) (err error) {
 }
 
 // acceptOne stores one webhook inside the intake's transaction.
-func (q *Queue) acceptOne(ctx context.Context, tx *sql.Tx, st *acceptStmts, it *acceptItem, now int64) error {
+func (q *Queue) acceptOne(ctx context.Context, tx *sql.Tx, st *acceptStmts, jobs *newJobs, it *acceptItem, now int64) error {
 	key := ""
 	if it.d.WebhookID != "" {
 		key = appDeliveryKey(it.d.WebhookID)
@@ -276,7 +278,7 @@ func (q *Queue) acceptOne(ctx context.Context, tx *sql.Tx, st *acceptStmts, it *
 			return fmt.Errorf("look up delivery: %w", err)
 		}
 	}
-	seq, err := q.enqueueTx(ctx, tx, st, it.req, it.d.Wait)
+	seq, err := q.enqueueTx(ctx, tx, st, jobs, it.req, it.d.Wait)
 	if err != nil {
 		return err
 	}
@@ -308,10 +310,11 @@ func eventRequest(req bridge.Request) string {
 
 // enqueueTx merges req into its contact's pending request, folds its
 // payload (if any) into the contact's newest known state, and makes sure
-// the contact has a job: a new one starts after the settle window, unless
-// now is true (a sync=true webhook), which also starts a waiting one at
-// once. It returns the contact's new sequence number.
-func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req bridge.Request, now bool) (int64, error) {
+// the contact has a job: a new one (added to jobs, inserted at the end of
+// the batch) starts after the settle window, unless now is true (a
+// sync=true webhook), which also starts a waiting one at once. It returns
+// the contact's new sequence number.
+func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, jobs *newJobs, req bridge.Request, now bool) (int64, error) {
 	var seq int64
 	var pending, latest sql.NullString
 	if err := st.scan(ctx, stLockContact, []any{req.ContactID}, &seq, &pending, &latest); err != nil {
@@ -340,12 +343,12 @@ func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req 
 	if err := st.exec(ctx, stUpdateContact, seq, string(mergedJSON), newLatest, req.ContactID); err != nil {
 		return 0, fmt.Errorf("update contact: %w", err)
 	}
-	// A pending request means this contact's job exists and has not yet
-	// claimed it: the webhook coalesces into it, and River's insert (the
-	// costliest statement here) is skipped. The reconciler covers a job that
-	// River dropped without our worker seeing it.
+	// A pending request means this contact's job exists (or is to be
+	// inserted with this batch) and has not yet claimed it: the webhook
+	// coalesces into it, and no job is inserted. The reconciler covers a
+	// job that River dropped without our worker seeing it.
 	if earlier != nil {
-		if now && q.cfg.SettleWindow > 0 {
+		if now && q.cfg.SettleWindow > 0 && !jobs.startNow(req.ContactID) {
 			// Only a job still settling: never run, available, due later.
 			// A job snoozed for a Retry-After is 'scheduled' and keeps its
 			// time. The scan is of the available jobs, and only for the
@@ -356,23 +359,84 @@ func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, req 
 		}
 		return seq, nil
 	}
-	var opts *river.InsertOpts
-	if !now && q.cfg.SettleWindow > 0 {
-		opts = &river.InsertOpts{ScheduledAt: time.Now().Add(q.cfg.SettleWindow)}
+	jobs.add(req.ContactID, now)
+	return seq, nil
+}
+
+// newJobs are the jobs a batch inserts when it ends, one per contact:
+// River's insert of many jobs is one statement, where a job per webhook
+// cost a statement (prepared anew each time) per webhook, and was the
+// costliest part of the intake.
+type newJobs struct {
+	contacts []string
+	now      []bool         // start at once, not after the settle window
+	index    map[string]int // contact → its place in contacts
+}
+
+// add queues a job for contactID; now starts it without the settle window.
+func (j *newJobs) add(contactID string, now bool) {
+	if i := j.index[contactID]; i > 0 {
+		j.now[i-1] = j.now[i-1] || now
+		return
 	}
-	res, err := q.client.InsertTx(ctx, tx, syncContactArgs{ContactID: req.ContactID}, opts)
-	if err != nil {
-		return 0, fmt.Errorf("queue job: %w", err)
+	if j.index == nil {
+		j.index = map[string]int{}
 	}
-	if opts != nil && !res.UniqueSkippedAsDuplicate {
-		// River's scheduler makes 'scheduled' jobs available only every
-		// 5 s (not configurable), which would stretch a 1 s window to up
-		// to 6. An 'available' job whose scheduled_at lies ahead is not
-		// fetched before that time either (River's fetch checks both), so
-		// the job is made available now and runs when its window ends.
-		if err := st.exec(ctx, stSettle, res.Job.ID); err != nil {
-			return 0, fmt.Errorf("settle job: %w", err)
+	j.contacts = append(j.contacts, contactID)
+	j.now = append(j.now, now)
+	j.index[contactID] = len(j.contacts) // 1-based: 0 is absent
+}
+
+// startNow makes contactID's job, if this batch inserts one, start
+// without the settle window, and reports whether there was one.
+func (j *newJobs) startNow(contactID string) bool {
+	i := j.index[contactID]
+	if i == 0 {
+		return false
+	}
+	j.now[i-1] = true
+	return true
+}
+
+// insertJobs inserts the batch's new jobs with River, in one statement,
+// and makes those inserted to wait out the settle window available.
+func (q *Queue) insertJobs(ctx context.Context, tx *sql.Tx, jobs *newJobs) error {
+	if len(jobs.contacts) == 0 {
+		return nil
+	}
+	settleAt := time.Now().Add(q.cfg.SettleWindow)
+	params := make([]river.InsertManyParams, len(jobs.contacts))
+	for i, id := range jobs.contacts {
+		params[i].Args = syncContactArgs{ContactID: id}
+		if !jobs.now[i] && q.cfg.SettleWindow > 0 {
+			params[i].InsertOpts = &river.InsertOpts{ScheduledAt: settleAt}
 		}
 	}
-	return seq, nil
+	res, err := q.client.InsertManyTx(ctx, tx, params)
+	if err != nil {
+		return fmt.Errorf("queue jobs: %w", err)
+	}
+	// River's scheduler makes 'scheduled' jobs available only every 5 s
+	// (not configurable), which would stretch a 1 s window to up to 6. An
+	// 'available' job whose scheduled_at lies ahead is not fetched before
+	// that time either (River's fetch checks both), so the jobs are made
+	// available now and run when their window ends. A job River skipped as
+	// a duplicate is the contact's existing one (it may be snoozed for a
+	// Retry-After) and keeps its state; those inserted to start at once
+	// are 'available' already, which the statement leaves alone.
+	ids := make([]any, 0, len(res))
+	for _, r := range res {
+		if !r.UniqueSkippedAsDuplicate {
+			ids = append(ids, r.Job.ID)
+		}
+	}
+	if len(ids) == 0 || q.cfg.SettleWindow <= 0 {
+		return nil
+	}
+	query := q.store.q(`UPDATE river_job SET state = 'available' WHERE state = 'scheduled' AND id IN (?` +
+		strings.Repeat(", ?", len(ids)-1) + `)`)
+	if _, err := tx.ExecContext(ctx, query, ids...); err != nil {
+		return fmt.Errorf("settle jobs: %w", err)
+	}
+	return nil
 }
