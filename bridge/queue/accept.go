@@ -142,10 +142,10 @@ func (q *Queue) acceptBatch(items []*acceptItem) {
 	}
 }
 
-// The intake's statements. Each is prepared on its transaction when first
-// used and then shared by the batch's webhooks: a batch of workflow
-// webhooks never prepares the app events' delivery statements, nor one
-// whose contacts all have jobs the settle statement.
+// The intake's statements. Each is prepared once, on the database, when
+// the queue is made; a transaction binds those it uses (database/sql keeps
+// a statement prepared on each connection it has run on), so that no
+// webhook pays for compiling SQL, however small its batch.
 type acceptStmt int
 
 const (
@@ -179,46 +179,51 @@ func acceptQueries(s *Store) [numAcceptStmts]string {
 	return qs
 }
 
+// prepareAcceptStmts prepares the intake's statements on the store's
+// database. It runs when the queue is made, before anything holds the
+// connection (SQLite has one).
+func prepareAcceptStmts(ctx context.Context, s *Store) ([numAcceptStmts]*sql.Stmt, error) {
+	var stmts [numAcceptStmts]*sql.Stmt
+	for i, query := range acceptQueries(s) {
+		p, err := s.db.PrepareContext(ctx, query)
+		if err != nil {
+			for _, p := range stmts[:i] {
+				p.Close()
+			}
+			return stmts, fmt.Errorf("prepare intake: %w", err)
+		}
+		stmts[i] = p
+	}
+	return stmts, nil
+}
+
 // acceptStmts are the intake's statements on one transaction.
 type acceptStmts struct {
-	tx       *sql.Tx
-	queries  *[numAcceptStmts]string
-	prepared [numAcceptStmts]*sql.Stmt
+	tx    *sql.Tx
+	db    *[numAcceptStmts]*sql.Stmt
+	bound [numAcceptStmts]*sql.Stmt
 }
 
 func (q *Queue) prepareAccept(_ context.Context, tx *sql.Tx) (*acceptStmts, error) {
-	return &acceptStmts{tx: tx, queries: &q.acceptQueries}, nil
+	return &acceptStmts{tx: tx, db: &q.acceptStmts}, nil
 }
 
-func (st *acceptStmts) get(ctx context.Context, id acceptStmt) (*sql.Stmt, error) {
-	if p := st.prepared[id]; p != nil {
-		return p, nil
+func (st *acceptStmts) get(ctx context.Context, id acceptStmt) *sql.Stmt {
+	if st.bound[id] == nil {
+		st.bound[id] = st.tx.StmtContext(ctx, st.db[id])
 	}
-	p, err := st.tx.PrepareContext(ctx, st.queries[id])
-	if err != nil {
-		return nil, fmt.Errorf("prepare intake: %w", err)
-	}
-	st.prepared[id] = p
-	return p, nil
+	return st.bound[id]
 }
 
 // exec runs statement id with args.
 func (st *acceptStmts) exec(ctx context.Context, id acceptStmt, args ...any) error {
-	p, err := st.get(ctx, id)
-	if err != nil {
-		return err
-	}
-	_, err = p.ExecContext(ctx, args...)
+	_, err := st.get(ctx, id).ExecContext(ctx, args...)
 	return err
 }
 
 // scan runs statement id with args and scans its one row into dest.
 func (st *acceptStmts) scan(ctx context.Context, id acceptStmt, args []any, dest ...any) error {
-	p, err := st.get(ctx, id)
-	if err != nil {
-		return err
-	}
-	return p.QueryRowContext(ctx, args...).Scan(dest...)
+	return st.get(ctx, id).QueryRowContext(ctx, args...).Scan(dest...)
 }
 
 // acceptTx is the intake's transaction for items. On error nothing of it

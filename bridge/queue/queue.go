@@ -137,7 +137,7 @@ type Queue struct {
 	waiters  waiters
 	intake   []*batcher // lanes; a contact always uses the same one
 
-	acceptQueries [numAcceptStmts]string // the intake's SQL, in the store's dialect
+	acceptStmts [numAcceptStmts]*sql.Stmt // the intake's statements, prepared on the store
 
 	clientID             string      // River's client id, in river_job.attempted_by
 	lease                *lease      // PostgreSQL: this process's lease; nil on SQLite
@@ -152,7 +152,11 @@ func New(store *Store, syncer *bridge.Syncer, cfg Config) (*Queue, error) {
 		return nil, errors.New("bridge: queue needs a store")
 	}
 	cfg.defaults()
-	q := &Queue{cfg: cfg, store: store, syncer: syncer, clientID: newClientID(), acceptQueries: acceptQueries(store)}
+	q := &Queue{cfg: cfg, store: store, syncer: syncer, clientID: newClientID()}
+	var err error
+	if q.acceptStmts, err = prepareAcceptStmts(context.Background(), store); err != nil {
+		return nil, fmt.Errorf("bridge: queue: %w", err)
+	}
 	if store.postgres {
 		q.lease = &lease{cancels: map[uint64]context.CancelCauseFunc{}}
 	}
@@ -186,7 +190,6 @@ func New(store *Store, syncer *bridge.Syncer, cfg Config) (*Queue, error) {
 			func() (river.JobArgs, *river.InsertOpts) { return cleanupArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true})}
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
 	}
-	var err error
 	if store.postgres {
 		q.complete = func(ctx context.Context, tx *sql.Tx, job *river.Job[syncContactArgs]) error {
 			_, err := river.JobCompleteTx[*riverdatabasesql.Driver](ctx, tx, job)
