@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -139,7 +138,7 @@ func (s *Server) intake(c *gin.Context, q url.Values, actionName, actionParam st
 			fail(c, http.StatusBadRequest, "the body is not a HighLevel webhook: "+err.Error())
 			return
 		}
-		if !stringContactID(body) {
+		if wh.ContactIDNotString {
 			fail(c, http.StatusBadRequest, "the body's contact_id must be a string (HighLevel's {{contact.id}})")
 			return
 		}
@@ -244,19 +243,6 @@ func jsonBody(r *http.Request, body []byte) (bool, error) {
 		return true, nil
 	}
 	return false, errors.New("the body must be HighLevel's JSON webhook (Content-Type: application/json), or empty with everything in the URL")
-}
-
-// stringContactID reports whether the body's contact_id, if any, is a
-// JSON string. The parser reads other types leniently, and an object or
-// array there ({"$ne": null}) reads as "no id", which would quietly fall
-// back to the URL's: a body that says something odd is refused instead.
-func stringContactID(body []byte) bool {
-	var top map[string]json.RawMessage
-	if json.Unmarshal(body, &top) != nil || top["contact_id"] == nil {
-		return true // ParseWorkflowWebhook has judged the body already
-	}
-	var id string
-	return json.Unmarshal(top["contact_id"], &id) == nil
 }
 
 // parseFlag reads a WP Fusion flag: "true", "1", "yes" or "on" is true;
