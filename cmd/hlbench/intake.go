@@ -36,6 +36,7 @@ func runIntake(ctx context.Context, args []string) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the bridge targets' runs to this file")
 	outsideFlag := fs.Bool("outside", false, "run each target as a process of its own (the bridge: cmd/hlbridge serve in payload mode, "+
 		"its workers syncing into a live test WordPress) and count only the server's CPU")
+	binary := fs.String("hlbridge", "", "with --outside: the hlbridge binary to run (say, another version's, to compare); default: build ./cmd/hlbridge")
 	siteDir := fs.String("site", "", "with --outside: directory of a running test WordPress (start.sh's DIR); default: start one and stop it after")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -84,7 +85,7 @@ func runIntake(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if out, err = newOutside(ctx, s); err != nil {
+		if out, err = newOutside(ctx, s, *binary); err != nil {
 			return err
 		}
 		defer out.close()

@@ -34,13 +34,9 @@ type outside struct {
 	n        int    // targets started, for their file names
 }
 
-// newOutside builds cmd/hlbridge into a temp dir and returns what starts
-// the targets of a run against s.
-func newOutside(ctx context.Context, s *site) (*outside, error) {
-	root, err := repoRoot()
-	if err != nil {
-		return nil, err
-	}
+// newOutside returns what starts the targets of a run against s, with the
+// hlbridge binary given, or else cmd/hlbridge built into a temp dir.
+func newOutside(ctx context.Context, s *site, binary string) (*outside, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -49,7 +45,16 @@ func newOutside(ctx context.Context, s *site) (*outside, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &outside{site: s, hlbench: self, hlbridge: filepath.Join(dir, "hlbridge"), dir: dir}
+	o := &outside{site: s, hlbench: self, hlbridge: binary, dir: dir}
+	if binary != "" {
+		return o, nil
+	}
+	root, err := repoRoot()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	o.hlbridge = filepath.Join(dir, "hlbridge")
 	progress("building cmd/hlbridge")
 	build := exec.CommandContext(ctx, "go", "build", "-o", o.hlbridge, "./cmd/hlbridge")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
