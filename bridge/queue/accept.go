@@ -403,8 +403,10 @@ func (j *newJobs) startNow(contactID string) bool {
 	return true
 }
 
-// insertJobs inserts the batch's new jobs with River, in one statement,
-// and makes those inserted to wait out the settle window available.
+// insertJobs inserts the batch's new jobs with River, in one statement.
+// Those that wait out the settle window are inserted due then (see
+// syncContactArgs.Hooks). River skips a contact's job that exists already
+// (another process's, or one a running sync left), which keeps its time.
 func (q *Queue) insertJobs(ctx context.Context, tx *sql.Tx, jobs *newJobs) error {
 	if len(jobs.contacts) == 0 {
 		return nil
@@ -417,31 +419,8 @@ func (q *Queue) insertJobs(ctx context.Context, tx *sql.Tx, jobs *newJobs) error
 			params[i].InsertOpts = &river.InsertOpts{ScheduledAt: settleAt}
 		}
 	}
-	res, err := q.client.InsertManyTx(ctx, tx, params)
-	if err != nil {
+	if _, err := q.client.InsertManyTx(ctx, tx, params); err != nil {
 		return fmt.Errorf("queue jobs: %w", err)
-	}
-	// River's scheduler makes 'scheduled' jobs available only every 5 s
-	// (not configurable), which would stretch a 1 s window to up to 6. An
-	// 'available' job whose scheduled_at lies ahead is not fetched before
-	// that time either (River's fetch checks both), so the jobs are made
-	// available now and run when their window ends. A job River skipped as
-	// a duplicate is the contact's existing one (it may be snoozed for a
-	// Retry-After) and keeps its state; those inserted to start at once
-	// are 'available' already, which the statement leaves alone.
-	ids := make([]any, 0, len(res))
-	for _, r := range res {
-		if !r.UniqueSkippedAsDuplicate {
-			ids = append(ids, r.Job.ID)
-		}
-	}
-	if len(ids) == 0 || q.cfg.SettleWindow <= 0 {
-		return nil
-	}
-	query := q.store.q(`UPDATE river_job SET state = 'available' WHERE state = 'scheduled' AND id IN (?` +
-		strings.Repeat(", ?", len(ids)-1) + `)`)
-	if _, err := tx.ExecContext(ctx, query, ids...); err != nil {
-		return fmt.Errorf("settle jobs: %w", err)
 	}
 	return nil
 }

@@ -118,6 +118,24 @@ type syncContactArgs struct {
 
 func (syncContactArgs) Kind() string { return "hlbridge_sync_contact" }
 
+// Hooks make a sync inserted to wait out the settle window 'available',
+// due at its scheduled_at, rather than 'scheduled'. River's scheduler
+// makes 'scheduled' jobs available only every 5 s (not configurable),
+// which would stretch a 1 s window to up to 6; an 'available' job whose
+// scheduled_at lies ahead is not fetched before that time either (River's
+// fetch checks both), so it runs when its window ends. The state is not
+// part of River's unique key, and both states are among the unique ones.
+// A job snoozed for a Retry-After is 'scheduled' by an update, not an
+// insert, and keeps its state.
+func (syncContactArgs) Hooks() []rivertype.Hook {
+	return []rivertype.Hook{river.HookInsertBeginFunc(func(_ context.Context, p *rivertype.JobInsertParams) error {
+		if p.State == rivertype.JobStateScheduled {
+			p.State = rivertype.JobStateAvailable
+		}
+		return nil
+	})}
+}
+
 func (syncContactArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
 		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
