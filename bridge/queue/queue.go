@@ -185,7 +185,7 @@ func New(store *Store, syncer *bridge.Syncer, cfg Config) (*Queue, error) {
 		lanes = postgresIntakeLanes
 	}
 	for range lanes {
-		q.intake = append(q.intake, &batcher{run: q.acceptBatch})
+		q.intake = append(q.intake, &batcher{run: q.acceptBatch, delay: groupCommitDelay})
 	}
 	rc := &river.Config{
 		ID: q.clientID,
