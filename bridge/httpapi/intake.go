@@ -197,7 +197,7 @@ func (s *Server) respond(c *gin.Context, req bridge.Request, out bridge.Outcome,
 	case out.Duplicate:
 		c.JSON(http.StatusOK, gin.H{"status": "duplicate", "event_id": out.EventID, "message": "this app event (its webhookId) was already received"})
 	case !out.Done:
-		c.JSON(http.StatusAccepted, gin.H{"status": "accepted", "event_id": out.EventID, "action": req.Action, "contact_id": req.ContactID})
+		c.JSON(http.StatusAccepted, acceptedAnswer{Action: req.Action, ContactID: req.ContactID, EventID: out.EventID, Status: "accepted"})
 	case out.Err == nil:
 		s.logger.LogAttrs(c, slog.LevelInfo, "synced", append(attrs, slog.Int64("user_id", out.Result.UserID),
 			slog.Bool("created", out.Result.Created), slog.Any("changed", out.Result.Changed))...)
@@ -218,6 +218,16 @@ func (s *Server) respond(c *gin.Context, req bridge.Request, out bridge.Outcome,
 		c.JSON(http.StatusBadGateway, gin.H{"status": "failed", "event_id": out.EventID,
 			"error": "WordPress or HighLevel refused the bridge's request; see the bridge's log"})
 	}
+}
+
+// acceptedAnswer is the body of a 202, the answer to nearly every webhook:
+// a struct, which encoding/json writes without the map's sorting of keys
+// (the fields are in the order the map's keys came out).
+type acceptedAnswer struct {
+	Action    bridge.Action `json:"action"`
+	ContactID string        `json:"contact_id"`
+	EventID   int64         `json:"event_id"`
+	Status    string        `json:"status"`
 }
 
 // fail answers a refusal with a JSON body that says what is wrong.
