@@ -65,19 +65,11 @@ func runDrain(ctx context.Context, args []string) error {
 	}
 	head := machine()
 
-	dir := *siteDir
-	if dir == "" {
-		d, stop, err := startSite(ctx)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		dir = d
-	}
-	site, err := loadSite(dir)
+	site, stopSite, err := openSite(ctx, *siteDir)
 	if err != nil {
 		return err
 	}
+	defer stopSite()
 	var results []*drainResult
 	for _, mode := range splitList(*modes) {
 		if mode != "token" && mode != "payload" {
@@ -118,6 +110,22 @@ func loadSite(dir string) (*site, error) {
 		return nil, fmt.Errorf("%s/site.env lacks WORDPRESS_URL, WORDPRESS_USERNAME or WORDPRESS_APP_PASSWORD", dir)
 	}
 	return s, nil
+}
+
+// openSite loads the running test WordPress in dir, or, when dir is "",
+// starts one; stop stops what it started.
+func openSite(ctx context.Context, dir string) (s *site, stop func(), err error) {
+	stop = func() {}
+	if dir == "" {
+		if dir, stop, err = startSite(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	if s, err = loadSite(dir); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return s, stop, nil
 }
 
 // startSite runs testdata/wordpress/start.sh (found above the working

@@ -72,19 +72,11 @@ func runIntake(ctx context.Context, args []string) error {
 	var out *outside
 	if *outsideFlag {
 		*payload = true
-		dir := *siteDir
-		if dir == "" {
-			d, stop, err := startSite(ctx)
-			if err != nil {
-				return err
-			}
-			defer stop()
-			dir = d
-		}
-		s, err := loadSite(dir)
+		s, stopSite, err := openSite(ctx, *siteDir)
 		if err != nil {
 			return err
 		}
+		defer stopSite()
 		if out, err = newOutside(ctx, s, *binary); err != nil {
 			return err
 		}
