@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Contact is a HighLevel contact, as API v2 returns it (GET /contacts/{id})
@@ -368,11 +369,36 @@ func (v *CustomFieldValue) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// plainString reads a JSON string that has no escapes, the common case,
+// without the decoder: its bytes between the quotes are the string. It
+// reports false for anything else (an escape, a control character, invalid
+// UTF-8, which the decoder would replace, or not a string at all), which
+// the decoder then reads.
+func plainString(raw json.RawMessage) (string, bool) {
+	n := len(raw)
+	if n < 2 || raw[0] != '"' || raw[n-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : n-1]
+	for _, b := range inner {
+		if b < 0x20 || b == '"' || b == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(inner) {
+		return "", false
+	}
+	return string(inner), true
+}
+
 // rawString reads a JSON scalar as a string; null, objects and arrays of
 // non-scalars give "". Arrays of scalars are joined with ", ".
 func rawString(raw json.RawMessage) string {
 	if len(raw) == 0 {
 		return ""
+	}
+	if s, ok := plainString(raw); ok {
+		return strings.TrimSpace(s)
 	}
 	var x any
 	if json.Unmarshal(raw, &x) != nil {
@@ -405,6 +431,9 @@ func rawBool(raw json.RawMessage) bool {
 // rawTags reads tags sent as an array or as one comma-separated string;
 // each tag is trimmed and empty ones dropped. Case is kept as sent.
 func rawTags(raw json.RawMessage) []string {
+	if s, ok := plainString(raw); ok {
+		return splitTags(s)
+	}
 	var x any
 	if json.Unmarshal(raw, &x) != nil {
 		return nil

@@ -15,6 +15,10 @@ import (
 type WorkflowWebhook struct {
 	// ContactID is "contact_id", also in Contact.ID.
 	ContactID string
+	// ContactIDNotString reports a "contact_id" that is neither a JSON
+	// string nor null (a number, an object): ContactID then holds what the
+	// lenient reading made of it, and a caller may rather refuse the body.
+	ContactIDNotString bool
 	// Contact holds the standard fields the payload carried, mapped to
 	// their API names, and the custom fields it carried with Key set (see
 	// ParseWorkflowWebhook). Fields the payload left out are empty.
@@ -54,6 +58,9 @@ var workflowStandard = map[string]string{
 	"contact_type":   "type",
 	"contact_source": "source",
 }
+
+// workflowStandardKeys are workflowStandard's keys, sorted.
+var workflowStandardKeys = sortedKeys(workflowStandard)
 
 // workflowEnvelope lists top-level keys HighLevel sends that are neither
 // contact fields nor custom fields; they are understood, or deliberately
@@ -100,7 +107,7 @@ func ParseWorkflowWebhook(body []byte) (*WorkflowWebhook, error) {
 	}
 
 	w := &WorkflowWebhook{Contact: Contact{Carried: []string{}}}
-	for _, key := range sortedKeys(workflowStandard) {
+	for _, key := range workflowStandardKeys {
 		raw, ok := top[key]
 		if !ok {
 			continue
@@ -124,6 +131,9 @@ func ParseWorkflowWebhook(body []byte) (*WorkflowWebhook, error) {
 		w.WorkflowName = rawString(wf["name"])
 	}
 	w.ContactID = w.Contact.ID
+	if raw, ok := top["contact_id"]; ok && raw[0] != '"' && string(raw) != "null" {
+		w.ContactIDNotString = true
+	}
 
 	if cd := rawObject(top["customData"]); len(cd) > 0 {
 		w.CustomData = make(map[string]string, len(cd))
@@ -151,6 +161,9 @@ func ParseWorkflowWebhook(body []byte) (*WorkflowWebhook, error) {
 // decodeAny decodes a JSON value already known to be valid, normalised the
 // way custom field values are (arrays become []string).
 func decodeAny(raw json.RawMessage) any {
+	if s, ok := plainString(raw); ok {
+		return s
+	}
 	var x any
 	if json.Unmarshal(raw, &x) != nil {
 		return nil

@@ -194,6 +194,47 @@ func TestParseWorkflowWebhookLenientTypes(t *testing.T) {
 	if w.LocationID != "" || w.WorkflowID != "" {
 		t.Errorf("location %q workflow %q from non-objects", w.LocationID, w.WorkflowID)
 	}
+	if !w.ContactIDNotString {
+		t.Error("ContactIDNotString = false for a numeric contact_id")
+	}
+	for _, body := range []string{`{"contact_id":"abc"}`, `{"contact_id":null}`, `{"email":"a@example.com"}`} {
+		if w, err := highlevel.ParseWorkflowWebhook([]byte(body)); err != nil || w.ContactIDNotString {
+			t.Errorf("ParseWorkflowWebhook(%s): ContactIDNotString = true or error %v", body, err)
+		}
+	}
+}
+
+// TestParseWorkflowWebhookStrings checks that strings read without the
+// decoder (those without escapes) read as the decoder reads them, and those
+// with escapes, control characters or invalid UTF-8 still do.
+func TestParseWorkflowWebhookStrings(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{`"Ann"`, `" Ann "`, `"Zoë ✓"`, `"a\"b"`, `"line\nbreak"`, `"\u00e9t\u00e9"`, "\"bad \xff utf8\"", `""`, `"a,b, c"`} {
+		body := `{"first_name":` + v + `,"tags":` + v + `,"Custom Field":` + v + `}`
+		w, err := highlevel.ParseWorkflowWebhook([]byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		var want string
+		if err := json.Unmarshal([]byte(v), &want); err != nil {
+			t.Fatal(err)
+		}
+		if w.Contact.FirstName != strings.TrimSpace(want) {
+			t.Errorf("%s: first name %q, want %q", v, w.Contact.FirstName, strings.TrimSpace(want))
+		}
+		if got := w.Extra["Custom Field"]; got != want {
+			t.Errorf("%s: custom field %q, want %q", v, got, want)
+		}
+		var tags []string
+		for _, tag := range strings.Split(want, ",") {
+			if tag = strings.TrimSpace(tag); tag != "" {
+				tags = append(tags, tag)
+			}
+		}
+		if !slices.Equal(w.Contact.Tags, tags) && !(len(tags) == 0 && len(w.Contact.Tags) == 0) {
+			t.Errorf("%s: tags %q, want %q", v, w.Contact.Tags, tags)
+		}
+	}
 }
 
 func TestParseWorkflowWebhookEmptyAndInvalid(t *testing.T) {

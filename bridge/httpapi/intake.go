@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -139,7 +138,7 @@ func (s *Server) intake(c *gin.Context, q url.Values, actionName, actionParam st
 			fail(c, http.StatusBadRequest, "the body is not a HighLevel webhook: "+err.Error())
 			return
 		}
-		if !stringContactID(body) {
+		if wh.ContactIDNotString {
 			fail(c, http.StatusBadRequest, "the body's contact_id must be a string (HighLevel's {{contact.id}})")
 			return
 		}
@@ -198,7 +197,7 @@ func (s *Server) respond(c *gin.Context, req bridge.Request, out bridge.Outcome,
 	case out.Duplicate:
 		c.JSON(http.StatusOK, gin.H{"status": "duplicate", "event_id": out.EventID, "message": "this app event (its webhookId) was already received"})
 	case !out.Done:
-		c.JSON(http.StatusAccepted, gin.H{"status": "accepted", "event_id": out.EventID, "action": req.Action, "contact_id": req.ContactID})
+		c.JSON(http.StatusAccepted, acceptedAnswer{Action: req.Action, ContactID: req.ContactID, EventID: out.EventID, Status: "accepted"})
 	case out.Err == nil:
 		s.logger.LogAttrs(c, slog.LevelInfo, "synced", append(attrs, slog.Int64("user_id", out.Result.UserID),
 			slog.Bool("created", out.Result.Created), slog.Any("changed", out.Result.Changed))...)
@@ -219,6 +218,16 @@ func (s *Server) respond(c *gin.Context, req bridge.Request, out bridge.Outcome,
 		c.JSON(http.StatusBadGateway, gin.H{"status": "failed", "event_id": out.EventID,
 			"error": "WordPress or HighLevel refused the bridge's request; see the bridge's log"})
 	}
+}
+
+// acceptedAnswer is the body of a 202, the answer to nearly every webhook:
+// a struct, which encoding/json writes without the map's sorting of keys
+// (the fields are in the order the map's keys came out).
+type acceptedAnswer struct {
+	Action    bridge.Action `json:"action"`
+	ContactID string        `json:"contact_id"`
+	EventID   int64         `json:"event_id"`
+	Status    string        `json:"status"`
 }
 
 // fail answers a refusal with a JSON body that says what is wrong.
@@ -244,19 +253,6 @@ func jsonBody(r *http.Request, body []byte) (bool, error) {
 		return true, nil
 	}
 	return false, errors.New("the body must be HighLevel's JSON webhook (Content-Type: application/json), or empty with everything in the URL")
-}
-
-// stringContactID reports whether the body's contact_id, if any, is a
-// JSON string. The parser reads other types leniently, and an object or
-// array there ({"$ne": null}) reads as "no id", which would quietly fall
-// back to the URL's: a body that says something odd is refused instead.
-func stringContactID(body []byte) bool {
-	var top map[string]json.RawMessage
-	if json.Unmarshal(body, &top) != nil || top["contact_id"] == nil {
-		return true // ParseWorkflowWebhook has judged the body already
-	}
-	var id string
-	return json.Unmarshal(top["contact_id"], &id) == nil
 }
 
 // parseFlag reads a WP Fusion flag: "true", "1", "yes" or "on" is true;

@@ -41,13 +41,23 @@ func (w *cleanupWorker) Work(ctx context.Context, _ *river.Job[cleanupArgs]) err
 	return nil
 }
 
-// Reconcile inserts a job for every contact with waiting work, and says how
-// many were missing. Jobs are unique per contact, so an existing one is
-// left alone. Normally there is nothing to do: the intake inserts a job with
-// the first pending request, and only a job River gave up on without our
-// worker (a crash on its last attempt) could leave work without one.
+// Reconcile inserts a job for every contact with waiting work but without
+// a job that is not final, and says how many were missing. Normally there
+// is nothing to do: the intake inserts a job with the first pending
+// request, and only a job River gave up on without our worker (a crash on
+// its last attempt) could leave work without one. The contacts that have
+// a job are left out by the query, not by an insert that River skips as a
+// duplicate: with a backlog (a storm that the workers are still draining)
+// that was a transaction per waiting contact every minute, each holding
+// SQLite's one connection against the intake. Jobs are unique per contact,
+// so a job that appears meanwhile is still not doubled.
 func (q *Queue) Reconcile(ctx context.Context) (int, error) {
-	rows, err := q.store.db.QueryContext(ctx, `SELECT contact_id FROM hlbridge_contact WHERE pending IS NOT NULL OR inflight IS NOT NULL`)
+	s := q.store
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT contact_id FROM hlbridge_contact
+		WHERE (pending IS NOT NULL OR inflight IS NOT NULL)
+		AND contact_id NOT IN (SELECT `+s.jobContact()+` FROM river_job WHERE kind = ?
+			AND state IN ('available', 'pending', 'running', 'retryable', 'scheduled')
+			AND `+s.jobContact()+` IS NOT NULL)`), (syncContactArgs{}).Kind())
 	if err != nil {
 		return 0, fmt.Errorf("find waiting contacts: %w", err)
 	}

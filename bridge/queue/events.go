@@ -142,8 +142,12 @@ func (q *Queue) Retry(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	seq, err := q.enqueueTx(ctx, tx, st, req, true) // an operator's retry: no burst to wait for
+	jobs := &newJobs{}
+	seq, err := q.enqueueTx(ctx, tx, st, jobs, req, true) // an operator's retry: no burst to wait for
 	if err != nil {
+		return err
+	}
+	if err := q.insertJobs(ctx, tx, jobs); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE hlbridge_event SET status = ?, seq = ?, result = NULL, error = NULL, finished_at = NULL WHERE id = ?`),

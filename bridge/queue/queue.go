@@ -125,6 +125,24 @@ func (syncContactArgs) Kind() string { return syncKind }
 // syncKind is the River kind of the sync job.
 const syncKind = "hlbridge_sync_contact"
 
+// Hooks make a sync inserted to wait out the settle window 'available',
+// due at its scheduled_at, rather than 'scheduled'. River's scheduler
+// makes 'scheduled' jobs available only every 5 s (not configurable),
+// which would stretch a 1 s window to up to 6; an 'available' job whose
+// scheduled_at lies ahead is not fetched before that time either (River's
+// fetch checks both), so it runs when its window ends. The state is not
+// part of River's unique key, and both states are among the unique ones.
+// A job snoozed for a Retry-After is 'scheduled' by an update, not an
+// insert, and keeps its state.
+func (syncContactArgs) Hooks() []rivertype.Hook {
+	return []rivertype.Hook{river.HookInsertBeginFunc(func(_ context.Context, p *rivertype.JobInsertParams) error {
+		if p.State == rivertype.JobStateScheduled {
+			p.State = rivertype.JobStateAvailable
+		}
+		return nil
+	})}
+}
+
 func (syncContactArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
 		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
@@ -144,7 +162,7 @@ type Queue struct {
 	waiters  waiters
 	intake   []*batcher // lanes; a contact always uses the same one
 
-	acceptQueries [numAcceptStmts]string // the intake's SQL, in the store's dialect
+	acceptStmts [numAcceptStmts]*sql.Stmt // the intake's statements, prepared on the store
 
 	clientID             string      // River's client id, in river_job.attempted_by
 	lease                *lease      // PostgreSQL: this process's lease; nil on SQLite
@@ -159,7 +177,11 @@ func New(store *Store, syncer *bridge.Syncer, cfg Config) (*Queue, error) {
 		return nil, errors.New("bridge: queue needs a store")
 	}
 	cfg.defaults()
-	q := &Queue{cfg: cfg, store: store, syncer: syncer, clientID: newClientID(), acceptQueries: acceptQueries(store)}
+	q := &Queue{cfg: cfg, store: store, syncer: syncer, clientID: newClientID()}
+	var err error
+	if q.acceptStmts, err = prepareAcceptStmts(context.Background(), store); err != nil {
+		return nil, fmt.Errorf("bridge: queue: %w", err)
+	}
 	if store.postgres {
 		q.lease = &lease{cancels: map[uint64]context.CancelCauseFunc{}}
 	}
@@ -170,7 +192,7 @@ func New(store *Store, syncer *bridge.Syncer, cfg Config) (*Queue, error) {
 		lanes = postgresIntakeLanes
 	}
 	for range lanes {
-		q.intake = append(q.intake, &batcher{run: q.acceptBatch})
+		q.intake = append(q.intake, &batcher{run: q.acceptBatch, delay: groupCommitDelay})
 	}
 	rc := &river.Config{
 		ID: q.clientID,
@@ -193,7 +215,6 @@ func New(store *Store, syncer *bridge.Syncer, cfg Config) (*Queue, error) {
 			func() (river.JobArgs, *river.InsertOpts) { return cleanupArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true})}
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
 	}
-	var err error
 	if store.postgres {
 		q.complete = func(ctx context.Context, tx *sql.Tx, job *river.Job[syncContactArgs]) error {
 			_, err := river.JobCompleteTx[*riverdatabasesql.Driver](ctx, tx, job)

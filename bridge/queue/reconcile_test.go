@@ -48,4 +48,14 @@ func TestReconcileRestoresMissingJobs(t *testing.T) {
 	if err != nil || len(jobs.Jobs) != 2 {
 		t.Fatalf("jobs after reconcile = %d, %v; want 2", len(jobs.Jobs), err)
 	}
+	// A job in a final state is no job: its contact's waiting work gets one.
+	if _, err := store.db.ExecContext(ctx, `UPDATE river_job SET state = 'discarded', finalized_at = datetime('now') WHERE id = ?`, jobs.Jobs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.Reconcile(ctx); err != nil || n != 1 {
+		t.Fatalf("Reconcile after a job was discarded = %d, %v; want 1", n, err)
+	}
+	if n, err := q.Reconcile(ctx); err != nil || n != 0 {
+		t.Fatalf("Reconcile again = %d, %v; want 0", n, err)
+	}
 }

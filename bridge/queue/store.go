@@ -69,7 +69,7 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		// size threshold: that commit's webhook would wait for the disk.
 		q := url.Values{"_pragma": {"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "wal_autocheckpoint(0)", "secure_delete(ON)"},
 			"_txlock": {"immediate"}}
-		if s.db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()); err != nil {
+		if s.db, err = openCachingSQLite("file:" + path + "?" + q.Encode()); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", path, err)
 		}
 		// SQLite has one writer; River's driver asks for a single connection

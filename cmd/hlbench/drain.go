@@ -66,19 +66,11 @@ func runDrain(ctx context.Context, args []string) error {
 	}
 	head := machine()
 
-	dir := *siteDir
-	if dir == "" {
-		d, stop, err := startSite(ctx)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		dir = d
-	}
-	site, err := loadSite(dir)
+	site, stopSite, err := openSite(ctx, *siteDir)
 	if err != nil {
 		return err
 	}
+	defer stopSite()
 	var results []*drainResult
 	for _, mode := range splitList(*modes) {
 		if mode != "token" && mode != "payload" {
@@ -121,22 +113,28 @@ func loadSite(dir string) (*site, error) {
 	return s, nil
 }
 
+// openSite loads the running test WordPress in dir, or, when dir is "",
+// starts one; stop stops what it started.
+func openSite(ctx context.Context, dir string) (s *site, stop func(), err error) {
+	stop = func() {}
+	if dir == "" {
+		if dir, stop, err = startSite(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	if s, err = loadSite(dir); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return s, stop, nil
+}
+
 // startSite runs testdata/wordpress/start.sh (found above the working
 // directory) and returns the site's DIR and a func that runs stop.sh.
 func startSite(ctx context.Context) (string, func(), error) {
-	root, err := os.Getwd()
+	root, err := repoRoot()
 	if err != nil {
-		return "", nil, err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(root, "testdata", "wordpress", "start.sh")); err == nil {
-			break
-		}
-		parent := filepath.Dir(root)
-		if parent == root {
-			return "", nil, errors.New("testdata/wordpress/start.sh not found above the working directory; run from the repository or pass --site")
-		}
-		root = parent
+		return "", nil, fmt.Errorf("%w, or pass --site", err)
 	}
 	progress("starting a test WordPress with testdata/wordpress/start.sh")
 	var stdout bytes.Buffer

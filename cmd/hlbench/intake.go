@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -18,7 +19,9 @@ import (
 // fixed offered rate (open loop). The bridge targets run the real server
 // and the real queue on a fresh store per measurement, with the queue's
 // workers not started: only the intake's work (parse, dedupe lookup, the
-// commit of event, contact and River job) is measured.
+// commit of event, contact and River job) is measured. With --outside
+// each target is a process of its own instead, and the bridge's workers
+// run against a live WordPress (see outside.go).
 func runIntake(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("hlbench intake", flag.ContinueOnError)
 	clientsFlag := fs.String("clients", "16,64", "closed-loop client counts, comma-separated")
@@ -31,6 +34,10 @@ func runIntake(ctx context.Context, args []string) error {
 	payload := fs.Bool("payload", false, "payload mode (no HighLevel token: the contact is stored with each webhook)")
 	contacts := fs.Int("contacts", 1000, "contacts the webhooks cycle over")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the bridge targets' runs to this file")
+	outsideFlag := fs.Bool("outside", false, "run each target as a process of its own (the bridge: cmd/hlbridge serve in payload mode, "+
+		"its workers syncing into a live test WordPress) and count only the server's CPU")
+	binary := fs.String("hlbridge", "", "with --outside: the hlbridge binary to run (say, another version's, to compare); default: build ./cmd/hlbridge")
+	siteDir := fs.String("site", "", "with --outside: directory of a running test WordPress (start.sh's DIR); default: start one and stop it after")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,7 +64,24 @@ func runIntake(ctx context.Context, args []string) error {
 			return fmt.Errorf("--targets postgres needs --postgres URL")
 		}
 	}
+	if *outsideFlag && *cpuprofile != "" {
+		return errors.New("--cpuprofile profiles this process: it does not go with --outside")
+	}
 	head := machine()
+
+	var out *outside
+	if *outsideFlag {
+		*payload = true
+		s, stopSite, err := openSite(ctx, *siteDir)
+		if err != nil {
+			return err
+		}
+		defer stopSite()
+		if out, err = newOutside(ctx, s, *binary); err != nil {
+			return err
+		}
+		defer out.close()
+	}
 
 	var profiling bool
 	if *cpuprofile != "" {
@@ -89,37 +113,43 @@ func runIntake(ctx context.Context, args []string) error {
 		conns        string // database connections opened
 	}
 	var rows []row
-	run := func(target, load string, measure func(g *webhooks, c *http.Client, cpu *time.Duration) *result) error {
-		base, key, dsn, closeTarget, err := startTarget(ctx, target, *pgURL, *payload)
-		if err != nil {
-			return fmt.Errorf("%s: %w", target, err)
+	run := func(name, load string, measure func(g *webhooks, c *http.Client, cpuTime func() time.Duration, cpu *time.Duration) *result) error {
+		var tg *target
+		var err error
+		if out != nil {
+			tg, err = out.start(ctx, name, *pgURL)
+		} else {
+			tg, err = startTarget(ctx, name, *pgURL, *payload)
 		}
-		defer closeTarget()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		defer tg.stop()
 		c := newClient(1024)
 		defer c.CloseIdleConnections()
-		g := newWebhooks(base, key, *contacts)
-		if target != "noop" {
+		g := newWebhooks(tg.base, tg.key, *contacts)
+		if name != "noop" && out == nil {
 			profileHooks[0]()
 			defer profileHooks[1]()
 		}
-		progress("%s, %s ...", targetName(target), load)
+		progress("%s, %s ...", targetName(name), load)
 		var cpu time.Duration
-		r := measure(g, c, &cpu)
+		r := measure(g, c, tg.cpu, &cpu)
 		progress("%s, %s: %.0f accepted/s, p50 %s ms, p99 %s ms, %d not accepted %v, CPU %.0f µs/webhook",
-			targetName(target), load, r.rate(), ms(r.pct(.5)), ms(r.pct(.99)), r.errs, r.statuses, perWebhook(cpu, r))
+			targetName(name), load, r.rate(), ms(r.pct(.5)), ms(r.pct(.99)), r.errs, r.statuses, perWebhook(cpu, r))
 		conns := "–"
-		switch target {
+		switch name {
 		case "sqlite":
 			conns = "1"
 		case "postgres":
-			conns = postgresSessions(ctx, *pgURL, dsn)
+			conns = postgresSessions(ctx, *pgURL, tg.dsn)
 		}
-		rows = append(rows, row{target, load, r, cpu, conns})
+		rows = append(rows, row{name, load, r, cpu, conns})
 		return ctx.Err()
 	}
 	for _, t := range targets {
 		for _, n := range clients {
-			err := run(t, fmt.Sprintf("%d clients, closed loop, %s", n, *duration), func(g *webhooks, c *http.Client, cpu *time.Duration) *result {
+			err := run(t, fmt.Sprintf("%d clients, closed loop, %s", n, *duration), func(g *webhooks, c *http.Client, cpuTime func() time.Duration, cpu *time.Duration) *result {
 				closedLoop(ctx, c, g, n, *warmup, 0)
 				t0 := cpuTime()
 				defer func() { *cpu = cpuTime() - t0 }()
@@ -130,7 +160,7 @@ func runIntake(ctx context.Context, args []string) error {
 			}
 		}
 		if *rate > 0 {
-			err := run(t, fmt.Sprintf("%d/s offered, open loop, %s", *rate, *rateDuration), func(g *webhooks, c *http.Client, cpu *time.Duration) *result {
+			err := run(t, fmt.Sprintf("%d/s offered, open loop, %s", *rate, *rateDuration), func(g *webhooks, c *http.Client, cpuTime func() time.Duration, cpu *time.Duration) *result {
 				closedLoop(ctx, c, g, 4, *warmup, 0)
 				t0 := cpuTime()
 				defer func() { *cpu = cpuTime() - t0 }()
@@ -142,65 +172,86 @@ func runIntake(ctx context.Context, args []string) error {
 		}
 	}
 
-	out := os.Stdout
+	w := os.Stdout
 	mode := "HighLevel-token mode (the webhook's contact id is queued)"
 	if *payload {
 		mode = "payload mode (the contact in the webhook body is stored with it)"
 	}
-	fmt.Fprintf(out, "### Intake\n\nMachine: %s.\n\n", head)
-	fmt.Fprintf(out, "Each webhook is WP Fusion's URL (`POST /?wpf_action=…&access_key=…&contact_id=…`) with a %d-byte HighLevel workflow body, "+
-		"all distinct, over %d contacts; %s. The bridge rows are cmd/hlbridge's server and durable queue on a fresh store per row, "+
-		"with the queue's workers not started (only the intake is measured). The load generator runs in the same process on the same cores, over loopback HTTP with keep-alive. "+
-		"Latency is from send (for the open-loop rows, from the scheduled send) to the end of the answer. "+
-		"CPU is hlbench's process (server and load generator; PostgreSQL's own processes not included) per accepted webhook, and the cores it kept busy on average.\n\n",
-		sampleBodySize(), *contacts, mode)
+	fmt.Fprintf(w, "### Intake\n\nMachine: %s.\n\n", head)
+	if out != nil {
+		fmt.Fprintf(w, "Each webhook is WP Fusion's URL (`POST /?wpf_action=…&access_key=…&contact_id=…`) with a %d-byte HighLevel workflow body, "+
+			"all distinct, over %d contacts. Measured from outside: each row's server is a fresh process of its own, the bridge `cmd/hlbridge serve` "+
+			"configured by its environment (payload mode, defaults otherwise: request log at info, BRIDGE_WORDPRESS_CONCURRENCY workers) with its workers syncing the "+
+			"accepted contacts into a live test WordPress (%s) during the run; the no-op gin handler is `hlbench noop-server`. "+
+			"The load generator is hlbench, on the same cores, over loopback HTTP with keep-alive. "+
+			"Latency is from send (for the open-loop rows, from the scheduled send) to the end of the answer. "+
+			"CPU is the server process's alone (utime+stime from /proc/PID/stat, workers included) per accepted webhook, and the cores it kept busy on average.\n\n",
+			sampleBodySize(), *contacts, out.site.url)
+	} else {
+		fmt.Fprintf(w, "Each webhook is WP Fusion's URL (`POST /?wpf_action=…&access_key=…&contact_id=…`) with a %d-byte HighLevel workflow body, "+
+			"all distinct, over %d contacts; %s. The bridge rows are cmd/hlbridge's server and durable queue on a fresh store per row, "+
+			"with the queue's workers not started (only the intake is measured). The load generator runs in the same process on the same cores, over loopback HTTP with keep-alive. "+
+			"Latency is from send (for the open-loop rows, from the scheduled send) to the end of the answer. "+
+			"CPU is hlbench's process (server and load generator; PostgreSQL's own processes not included) per accepted webhook, and the cores it kept busy on average.\n\n",
+			sampleBodySize(), *contacts, mode)
+	}
 	if has(targets, "sqlite") {
-		fmt.Fprintf(out, "SQLite: a file in %s (WAL, synchronous=NORMAL, one connection), modernc.org/sqlite.\n", os.TempDir())
+		fmt.Fprintf(w, "SQLite: a file in %s (WAL, synchronous=NORMAL, one connection), modernc.org/sqlite.\n", os.TempDir())
 	}
 	if has(targets, "postgres") {
-		fmt.Fprintf(out, "%s, database/sql with pgx, at most 16 connections.\n", postgresSettings(ctx, *pgURL))
+		fmt.Fprintf(w, "%s, database/sql with pgx, at most 16 connections.\n", postgresSettings(ctx, *pgURL))
 	}
-	fmt.Fprintln(out)
+	fmt.Fprintln(w)
 	var tr [][]string
 	for _, r := range rows {
 		tr = append(tr, []string{targetName(r.target), r.load, fmt.Sprintf("%.0f", r.r.rate()), ms(r.r.pct(.5)),
 			ms(r.r.pct(.9)), ms(r.r.pct(.99)), ms(r.r.pct(1)), notAccepted(r.r),
 			fmt.Sprintf("%.0f", perWebhook(r.cpu, r.r)), fmt.Sprintf("%.2f", r.cpu.Seconds()/r.r.elapsed.Seconds()), r.conns})
 	}
-	table(out, []string{"handler", "load", "accepted/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "not 202", "CPU µs/webhook", "cores used", "DB connections opened"}, tr)
-	fmt.Fprintf(out, "\nLoad average at the end: %s.\n", loadAverage())
+	table(w, []string{"handler", "load", "accepted/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "not 202", "CPU µs/webhook", "cores used", "DB connections opened"}, tr)
+	fmt.Fprintf(w, "\nLoad average at the end: %s.\n", loadAverage())
 	return nil
 }
 
 // profileHooks start and stop the CPU profile around the bridge targets.
 var profileHooks = [2]func(){func() {}, func() {}}
 
-// startTarget serves a target on loopback: the no-op gin handler, or the
-// intake-only bridge on a fresh SQLite or PostgreSQL store.
-func startTarget(ctx context.Context, target, pgURL string, payload bool) (base, key, dsn string, stop func(), err error) {
-	if target == "noop" {
+// target is a server under measurement.
+type target struct {
+	base, key, dsn string
+	// cpu is the CPU time (user and system) used so far by the process
+	// that serves the target.
+	cpu  func() time.Duration
+	stop func()
+}
+
+// startTarget serves a target on loopback in this process: the no-op gin
+// handler, or the intake-only bridge on a fresh SQLite or PostgreSQL store.
+func startTarget(ctx context.Context, name, pgURL string, payload bool) (*target, error) {
+	if name == "noop" {
 		s, err := serve(noopHandler())
 		if err != nil {
-			return "", "", "", nil, err
+			return nil, err
 		}
-		return s.URL, "unused", "", s.Close, nil
+		return &target{base: s.URL, key: "unused", cpu: cpuTime, stop: s.Close}, nil
 	}
-	dsn, removeStore, err := storeDSN(ctx, target, pgURL)
+	dsn, removeStore, err := storeDSN(ctx, name, pgURL)
 	if err != nil {
-		return "", "", "", nil, err
+		return nil, err
 	}
 	b, err := intakeOnlyBridge(ctx, dsn, payload)
 	if err != nil {
 		removeStore()
-		return "", "", "", nil, err
+		return nil, err
 	}
 	s, err := serve(b.Server)
 	if err != nil {
 		b.Store.Close()
 		removeStore()
-		return "", "", "", nil, err
+		return nil, err
 	}
-	return s.URL, b.Key, dsn, func() { s.Close(); b.Store.Close(); removeStore() }, nil
+	return &target{base: s.URL, key: b.Key, dsn: dsn, cpu: cpuTime,
+		stop: func() { s.Close(); b.Store.Close(); removeStore() }}, nil
 }
 
 func targetName(t string) string {

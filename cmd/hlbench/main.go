@@ -5,6 +5,7 @@
 //
 //	hlbench intake [--clients 16,64] [--duration 10s] [--rate 1000] [--rate-duration 10s]
 //	               [--targets noop,sqlite,postgres] [--postgres URL] [--payload] [--cpuprofile FILE]
+//	               [--outside [--site DIR] [--hlbridge BIN]]
 //	hlbench drain  [--site DIR] [--contacts 1000] [--per-contact 10] [--modes token,payload]
 //	               [--postgres URL] [--idle 10s] [--timeout 15m]
 //	hlbench memory [--events 10000] [--contacts 1000] [--postgres URL]
@@ -47,6 +48,8 @@ func main() {
 		err = runDrain(ctx, args)
 	case "memory":
 		err = runMemory(ctx, args)
+	case "noop-server": // hidden: the no-op target of intake --outside
+		err = runNoopServer(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
