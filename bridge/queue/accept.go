@@ -468,7 +468,7 @@ func (q *Queue) insertJobs(ctx context.Context, tx *sql.Tx, jobs *newJobs) error
 			params[i].InsertOpts = &river.InsertOpts{ScheduledAt: settleAt}
 		}
 	}
-	if _, err := q.client.InsertManyTx(ctx, tx, params); err != nil {
+	if _, err := q.client.InsertManyFastTx(ctx, tx, params); err != nil {
 		return fmt.Errorf("queue jobs: %w", err)
 	}
 	return nil

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +32,14 @@ import (
 )
 
 func main() {
+	// The server's live heap is a few MiB (queued webhooks live in the
+	// store, not in memory), so at Go's default GOGC=100 a storm of
+	// webhooks makes it collect dozens of times a second. 400 spends about
+	// 12 MiB more memory for some 15% less CPU per webhook (README,
+	// Benchmarks). GOGC in the environment still decides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
