@@ -98,11 +98,12 @@ func ParseWorkflowWebhook(body []byte) (*WorkflowWebhook, error) {
 	if len(body) == 0 {
 		return &WorkflowWebhook{}, nil
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidPayload, describeJSONError(body, err))
-	}
-	if top == nil { // the body was the literal null
+	top, ok := objectMembers(body)
+	if !ok {
+		if err := json.Unmarshal(body, &top); err != nil {
+			return nil, fmt.Errorf("%w: %s", ErrInvalidPayload, describeJSONError(body, err))
+		}
+		// json.Unmarshal took it: the body was the literal null.
 		return nil, fmt.Errorf("%w: body is null, want a JSON object", ErrInvalidPayload)
 	}
 
@@ -173,13 +174,7 @@ func decodeAny(raw json.RawMessage) any {
 
 // rawObject decodes a JSON object; anything else gives nil.
 func rawObject(raw json.RawMessage) map[string]json.RawMessage {
-	if len(raw) == 0 {
-		return nil
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return nil
-	}
+	m, _ := objectMembers(raw)
 	return m
 }
 
