@@ -128,40 +128,75 @@ func (c *Contact) standard(name string) *string {
 
 // MarshalJSON writes the contact in HighLevel's camelCase shape. A complete
 // contact omits its empty fields; a payload's writes exactly the fields it
-// carried, empty ones included (see Carried).
+// carried, empty ones included (see Carried), with its members sorted by
+// name as encoding/json writes a map's. A payload's contact is encoded
+// once per accepted webhook, so it is written directly: through a
+// map[string]any it was a twentieth of the intake's CPU.
 func (c Contact) MarshalJSON() ([]byte, error) {
 	type plain Contact
 	if c.Carried == nil {
 		return json.Marshal(plain(c))
 	}
-	m := make(map[string]any, len(c.Carried)+3)
-	m["id"] = c.ID
+	names := make([]string, 0, len(c.Carried)+3)
+	names = append(names, "id")
 	if c.LocationID != "" {
-		m["locationId"] = c.LocationID
-	}
-	for _, name := range c.Carried {
-		switch name {
-		case "dnd":
-			m[name] = c.DND
-		case "tags":
-			m[name] = c.tagsOrEmpty()
-		default:
-			if p := c.standard(name); p != nil {
-				m[name] = *p
-			}
-		}
+		names = append(names, "locationId")
 	}
 	if len(c.CustomFields) > 0 {
-		m["customFields"] = c.CustomFields
+		names = append(names, "customFields")
 	}
-	return json.Marshal(m)
+	for _, name := range c.Carried {
+		if name == "dnd" || name == "tags" || c.standard(name) != nil {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	b := make([]byte, 0, 256)
+	b = append(b, '{')
+	for i, name := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, name)
+		b = append(b, ':')
+		switch name {
+		case "dnd":
+			b = strconv.AppendBool(b, c.DND)
+		case "tags":
+			b = append(b, '[')
+			for j, tag := range c.Tags {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, tag)
+			}
+			b = append(b, ']')
+		case "customFields":
+			fields, err := json.Marshal(c.CustomFields)
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, fields...)
+		default:
+			b = appendJSONString(b, *c.standard(name))
+		}
+	}
+	return append(b, '}'), nil
 }
 
-func (c *Contact) tagsOrEmpty() []string {
-	if c.Tags == nil {
-		return []string{}
+// appendJSONString appends s as json.Marshal writes a string: text that
+// needs no escaping as it is, anything else through encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
 	}
-	return c.Tags
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // CustomFieldValue is one custom field of a contact. The API identifies it

@@ -142,6 +142,62 @@ func TestContactJSONRoundTrip(t *testing.T) {
 	}
 }
 
+// TestContactMarshalMatchesMap: a payload's contact is written directly,
+// byte for byte as json.Marshal wrote it through a map (the stored jobs of
+// an older hlbridge and a newer one's must read alike; FuzzParseWorkflowWebhook
+// checks the same on arbitrary payloads).
+func TestContactMarshalMatchesMap(t *testing.T) {
+	t.Parallel()
+	all := []string{"id", "locationId", "firstName", "lastName", "name", "email", "phone", "companyName",
+		"address1", "city", "state", "postalCode", "country", "website", "timezone", "dateOfBirth",
+		"source", "type", "dnd", "tags", "unknown", "customFields"}
+	for _, c := range []highlevel.Contact{
+		{ID: "c1", Carried: []string{}},
+		{ID: "c1", LocationID: "loc", Carried: []string{"firstName"}},
+		{ID: "c1", Carried: []string{"tags", "dnd"}},
+		{ID: "c1", Tags: []string{}, Carried: []string{"tags"}},
+		{ID: "c1", Tags: []string{"a", "b<>&"}, DND: true, Carried: []string{"tags", "dnd", "tags"}},
+		{ID: `a"b\c`, FirstName: "Ann \u2028 é \x00\x1f\n\t", LastName: "\xff\xfe", Email: "a&b@example.com",
+			Phone: "+1 <555>", Carried: all},
+		{ID: "c1", LocationID: "loc", Email: "x@example.com", Carried: []string{"locationId", "id", "email"},
+			CustomFields: []highlevel.CustomFieldValue{{ID: "f1", Value: "x"}, {Key: "My <Field>", Value: []string{"a", "b"}}, {Key: "n", Value: 1.5}}},
+	} {
+		got, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		want, err := highlevel.MarshalViaMap(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%+v:\ngot  %s\nwant %s", c, got, want)
+		}
+	}
+}
+
+func BenchmarkContactMarshal(b *testing.B) {
+	c := highlevel.Contact{ID: "abc123", LocationID: "loc1", FirstName: "Ada", LastName: "Lovelace",
+		Email: "ada@example.com", Tags: []string{"a", "b", "c"},
+		CustomFields: []highlevel.CustomFieldValue{{Key: "Favourite colour", Value: "blue"}},
+		Carried:      []string{"firstName", "lastName", "email", "tags"}}
+	b.Run("direct", func(b *testing.B) {
+		for b.Loop() {
+			c.MarshalJSON()
+		}
+	})
+	b.Run("map", func(b *testing.B) {
+		for b.Loop() {
+			highlevel.MarshalViaMap(c)
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		for b.Loop() {
+			json.Marshal(c)
+		}
+	})
+}
+
 // TestContactOverlay: the newest payload wins field by field; what it left
 // out keeps the older value; a complete contact replaces all.
 func TestContactOverlay(t *testing.T) {

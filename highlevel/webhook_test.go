@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -295,6 +296,12 @@ func FuzzParseWorkflowWebhook(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		var want map[string]json.RawMessage
+		wantOK := json.Unmarshal(body, &want) == nil && want != nil
+		got, ok := highlevel.ObjectMembers(body)
+		if ok != wantOK || ok && !maps.EqualFunc(got, want, func(a, b json.RawMessage) bool { return bytes.Equal(a, b) }) {
+			t.Fatalf("objectMembers = %q, %v; encoding/json %q, %v", got, ok, want, wantOK)
+		}
 		w, err := highlevel.ParseWorkflowWebhook(body)
 		if err != nil {
 			if !errors.Is(err, highlevel.ErrInvalidPayload) {
@@ -333,6 +340,13 @@ func FuzzParseWorkflowWebhook(f *testing.F) {
 		}
 		if _, err := json.Marshal(w); err != nil {
 			t.Fatalf("webhook does not marshal: %v", err)
+		}
+		contactJSON, err := json.Marshal(w.Contact)
+		if err != nil {
+			t.Fatalf("contact does not marshal: %v", err)
+		}
+		if want, _ := highlevel.MarshalViaMap(w.Contact); !bytes.Equal(contactJSON, want) {
+			t.Fatalf("contact marshals as\n%s\nwant\n%s", contactJSON, want)
 		}
 	})
 }
