@@ -201,19 +201,6 @@ const (
 	NotifyBoth  Notify = "both"
 )
 
-// SendNewUserNotification asks WordPress to send its own new-user
-// notification for user id (wp_new_user_notification), so the site's email
-// customisations apply.
-func (c *Client) SendNewUserNotification(ctx context.Context, id int64, who Notify) error {
-	if who == "" {
-		who = NotifyUser
-	}
-	_, err := c.do(ctx, call{op: "send new-user notification to user " + strconv.FormatInt(id, 10),
-		method: http.MethodPost, route: fmt.Sprintf("/hlbridge/v1/users/%d/notify", id),
-		body: map[string]string{"notify": string(who)}})
-	return err
-}
-
 // SendPendingNotification sends WordPress's new-user notification to user
 // id only while the user has the meta flag (e.g. a "pending notification"
 // mark set when the user was created), and has the companion delete the

@@ -158,7 +158,7 @@ func (c *Client) findOne(ctx context.Context, op, search string, match func(*Use
 // CreateUser creates a user and returns it. A taken email or login comes
 // back as ErrDuplicateEmail or ErrDuplicateLogin, an unknown role as
 // ErrInvalidRole. Creating a user through REST sends no email; see
-// SendNewUserNotification.
+// SendPendingNotification.
 func (c *Client) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 	if err := checkMetaValues("create user", nu.Meta); err != nil {
 		return nil, err

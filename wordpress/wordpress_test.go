@@ -342,26 +342,8 @@ func TestProtectedMetaRefused(t *testing.T) {
 	}
 }
 
-func TestNewUserNotification(t *testing.T) {
-	t.Parallel()
-	c, _ := newClient(t)
-	u := newUser(t, c)
-	if err := c.SendNewUserNotification(ctx(t), u.ID, wordpress.NotifyUser); err != nil {
-		t.Fatalf("SendNewUserNotification: %v", err)
-	}
-	m := site.WaitMail(t, u.Email, 10*time.Second)
-	if !strings.Contains(m.Subject, "Login Details") {
-		t.Errorf("mail subject = %q, want WordPress's Login Details", m.Subject)
-	}
-	if !strings.Contains(m.Message, u.Username) {
-		t.Errorf("mail does not name the login %q:\n%s", u.Username, m.Message)
-	}
-	if err := c.SendNewUserNotification(ctx(t), 987654321, wordpress.NotifyUser); !errors.Is(err, wordpress.ErrNotFound) {
-		t.Errorf("notify unknown user: err = %v, want ErrNotFound", err)
-	}
-}
-
-// SendPendingNotification sends only while the flag is set, once.
+// SendPendingNotification sends WordPress's own "Login Details" mail only
+// while the flag is set, once.
 func TestSendPendingNotification(t *testing.T) {
 	t.Parallel()
 	c, _ := newClient(t)
@@ -378,7 +360,13 @@ func TestSendPendingNotification(t *testing.T) {
 			t.Fatalf("call %d: sent %v, %v; want %v", i, sent, err, want)
 		}
 	}
-	site.WaitMail(t, u.Email, 10*time.Second)
+	m := site.WaitMail(t, u.Email, 10*time.Second)
+	if !strings.Contains(m.Subject, "Login Details") {
+		t.Errorf("mail subject = %q, want WordPress's Login Details", m.Subject)
+	}
+	if !strings.Contains(m.Message, u.Username) {
+		t.Errorf("mail does not name the login %q:\n%s", u.Username, m.Message)
+	}
 	n := 0
 	for _, m := range site.Mails(t) {
 		for _, to := range m.To {
@@ -392,6 +380,9 @@ func TestSendPendingNotification(t *testing.T) {
 	}
 	if m, err := c.Meta(ctx(t), u.ID, flag); err != nil || m[flag] != nil {
 		t.Errorf("flag after sending: %v, %v", m, err)
+	}
+	if _, err := c.SendPendingNotification(ctx(t), 987654321, wordpress.NotifyUser, flag); !errors.Is(err, wordpress.ErrNotFound) {
+		t.Errorf("notify unknown user: err = %v, want ErrNotFound", err)
 	}
 }
 
