@@ -16,7 +16,7 @@ import (
 // Users is what the bridge needs of WordPress; *wordpress.Client has it.
 type Users interface {
 	UserByID(ctx context.Context, id int64) (*wordpress.User, error)
-	UserByEmail(ctx context.Context, email string) (*wordpress.User, error)
+	FindUser(ctx context.Context, key, value, email string) ([]int64, *wordpress.User, error)
 	UsersByMeta(ctx context.Context, key, value string) ([]int64, error)
 	CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error)
 	UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error)

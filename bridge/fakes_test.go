@@ -60,17 +60,26 @@ func (f *fakeUsers) UserByID(_ context.Context, id int64) (*wordpress.User, erro
 	return nil, notFound("read user")
 }
 
-func (f *fakeUsers) UserByEmail(_ context.Context, email string) (*wordpress.User, error) {
+func (f *fakeUsers) FindUser(ctx context.Context, key, value, email string) ([]int64, *wordpress.User, error) {
+	ids, _ := f.UsersByMeta(ctx, key, value)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("UserByEmail", email)
-	for _, u := range f.users {
-		if strings.EqualFold(u.Email, email) {
-			c := *u
-			return &c, nil
+	f.record("FindUser", email)
+	for _, id := range ids {
+		for _, u := range f.users {
+			if u.ID == id {
+				c := *u
+				return ids, &c, nil
+			}
 		}
 	}
-	return nil, notFound("find user by email")
+	for _, u := range f.users {
+		if email != "" && strings.EqualFold(u.Email, email) {
+			c := *u
+			return ids, &c, nil
+		}
+	}
+	return ids, nil, nil
 }
 
 func (f *fakeUsers) UsersByMeta(_ context.Context, key, value string) ([]int64, error) {

@@ -178,8 +178,8 @@ func (u dryUsers) UserByID(ctx context.Context, id int64) (*wordpress.User, erro
 	return u.real.UserByID(ctx, id)
 }
 
-func (u dryUsers) UserByEmail(ctx context.Context, email string) (*wordpress.User, error) {
-	return u.real.UserByEmail(ctx, email)
+func (u dryUsers) FindUser(ctx context.Context, key, value, email string) ([]int64, *wordpress.User, error) {
+	return u.real.FindUser(ctx, key, value, email)
 }
 
 func (u dryUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64, error) {
@@ -294,35 +294,16 @@ func (s *Syncer) contact(ctx context.Context, req Request) (*highlevel.Contact, 
 }
 
 // findUser returns the contact's user, or nil when it has none. A user
-// linked by contact id wins over one with the same email.
+// linked by contact id wins over one with the same email. One request to
+// WordPress finds it (wordpress.Client.FindUser).
 func (s *Syncer) findUser(ctx context.Context, c *highlevel.Contact) (*wordpress.User, error) {
-	ids, err := s.users.UsersByMeta(ctx, s.cfg.ContactIDMetaKey, c.ID)
+	ids, u, err := s.users.FindUser(ctx, s.cfg.ContactIDMetaKey, c.ID, c.Email)
 	if err != nil {
 		return nil, fmt.Errorf("find user of contact %s: %w", c.ID, err)
 	}
 	if len(ids) > 1 {
 		s.logger.WarnContext(ctx, "several users are linked to one contact; using the oldest",
 			slog.String("contact_id", c.ID), slog.Any("user_ids", ids))
-	}
-	for _, id := range ids {
-		u, err := s.users.UserByID(ctx, id)
-		if errors.Is(err, wordpress.ErrNotFound) {
-			continue // deleted between the two calls
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read user %d: %w", id, err)
-		}
-		return u, nil
-	}
-	if c.Email == "" {
-		return nil, nil
-	}
-	u, err := s.users.UserByEmail(ctx, c.Email)
-	if errors.Is(err, wordpress.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find user by email: %w", err)
 	}
 	return u, nil
 }

@@ -36,8 +36,9 @@ func (c *Client) Companion(ctx context.Context) (*CompanionStatus, error) {
 // with. 1.2.0 reports multisite super admins (User.SuperAdmin), without
 // which a super admin who is a subscriber here would look harmless; makes
 // creating a user atomic per email; and sends a pending new-user
-// notification at most once (SendPendingNotification).
-const MinCompanionVersion = "1.2.0"
+// notification at most once (SendPendingNotification). 1.3.0 finds a
+// contact's user in one request (FindUser).
+const MinCompanionVersion = "1.3.0"
 
 // versionLess compares dotted version numbers: "1.9.0" < "1.10.0".
 func versionLess(a, b string) bool {
@@ -189,6 +190,24 @@ func (c *Client) UsersByMeta(ctx context.Context, key, value string) ([]int64, e
 	}
 	slices.Sort(out.Users)
 	return out.Users, nil
+}
+
+// FindUser finds a contact's user in one request: ids are the users whose
+// meta key has exactly value, ascending, and u is the oldest of them that
+// still exists, else the oldest user whose email is email without regard
+// to case ("" skips the email), else nil. (Before companion 1.3.0 this took
+// UsersByMeta, then UserByID or UserByEmail: two requests, or three.)
+func (c *Client) FindUser(ctx context.Context, key, value, email string) (ids []int64, u *User, err error) {
+	var out struct {
+		Users []int64 `json:"users"`
+		User  *User   `json:"user"`
+	}
+	if _, err := c.do(ctx, call{op: "find user by meta " + key + " or email", method: http.MethodGet, route: "/hlbridge/v1/users",
+		query: url.Values{"meta_key": {key}, "meta_value": {value}, "email": {strings.TrimSpace(email)}}, out: &out}); err != nil {
+		return nil, nil, err
+	}
+	slices.Sort(out.Users)
+	return out.Users, out.User, nil
 }
 
 // Notify names who gets WordPress's new-user notification.

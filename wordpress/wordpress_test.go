@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -405,6 +406,54 @@ func TestLoginFromPlusAddress(t *testing.T) {
 	}
 	if u.Username != wordpress.SanitizeLogin(email) || u.Email != email {
 		t.Errorf("user = %+v", u)
+	}
+}
+
+// FindUser finds a contact's user in one request: the oldest linked one,
+// else one by email (any case), else none; the answer is the user as
+// UserByID reads it.
+func TestFindUser(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	const key = "highlevel_contact_id"
+	contact := "findUser" + strings.ReplaceAll(wordpresstest.UniqueEmail(t), "@", "")
+	linked, other, byEmail := newUser(t, c), newUser(t, c), newUser(t, c)
+
+	ids, u, err := c.FindUser(ctx(t), key, contact, "")
+	if err != nil || len(ids) != 0 || u != nil {
+		t.Fatalf("nothing linked, no email: %v, %+v, %v", ids, u, err)
+	}
+	ids, u, err = c.FindUser(ctx(t), key, contact, "  "+strings.ToUpper(byEmail.Email)+" ")
+	if err != nil || len(ids) != 0 || u == nil || u.ID != byEmail.ID {
+		t.Fatalf("by email in another case: %v, %+v, %v; want user %d", ids, u, err, byEmail.ID)
+	}
+	want, err := c.UserByID(ctx(t), byEmail.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(u, want) {
+		t.Errorf("FindUser's user differs from UserByID's:\n%+v\n%+v", u, want)
+	}
+	if _, u, err = c.FindUser(ctx(t), key, contact, "nobody-"+byEmail.Email); err != nil || u != nil {
+		t.Fatalf("an email that only contains another: %+v, %v; want none", u, err)
+	}
+
+	// Linked users win over the email, the oldest first.
+	for _, id := range []int64{other.ID, linked.ID} {
+		if _, err := c.SetMeta(ctx(t), id, map[string]wordpress.MetaValue{key: contact}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, u, err = c.FindUser(ctx(t), key, contact, byEmail.Email)
+	if err != nil || !reflect.DeepEqual(ids, []int64{linked.ID, other.ID}) || u == nil || u.ID != linked.ID {
+		t.Fatalf("two linked: %v, %+v, %v; want [%d %d] and user %d", ids, u, err, linked.ID, other.ID, linked.ID)
+	}
+	// Contact ids are case-sensitive, unlike MySQL's comparison.
+	if ids, u, err = c.FindUser(ctx(t), key, strings.ToUpper(contact), ""); err != nil || len(ids) != 0 || u != nil {
+		t.Fatalf("the contact id in another case: %v, %+v, %v; want none", ids, u, err)
+	}
+	if _, _, err := c.FindUser(ctx(t), "wp_capabilities", "x", ""); !errors.Is(err, wordpress.ErrProtectedMeta) {
+		t.Errorf("a protected key: err = %v, want ErrProtectedMeta", err)
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 // the first call.
 type CountingUsers struct {
 	bridge.Users
-	// Reads counts UserByID, UserByEmail, UsersByMeta and Meta; the others
+	// Reads counts UserByID, FindUser, UsersByMeta and Meta; the others
 	// count one write call each.
 	Reads, Creates, Updates, Metas, Notifications atomic.Int64
 }
@@ -30,9 +30,9 @@ func (c *CountingUsers) UserByID(ctx context.Context, id int64) (*wordpress.User
 	return c.Users.UserByID(ctx, id)
 }
 
-func (c *CountingUsers) UserByEmail(ctx context.Context, email string) (*wordpress.User, error) {
+func (c *CountingUsers) FindUser(ctx context.Context, key, value, email string) ([]int64, *wordpress.User, error) {
 	c.Reads.Add(1)
-	return c.Users.UserByEmail(ctx, email)
+	return c.Users.FindUser(ctx, key, value, email)
 }
 
 func (c *CountingUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64, error) {

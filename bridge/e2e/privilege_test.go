@@ -292,7 +292,7 @@ func (h *heldUsers) hold(contactID string) *hold {
 	return hd
 }
 
-func (h *heldUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64, error) {
+func (h *heldUsers) FindUser(ctx context.Context, key, value, email string) ([]int64, *wordpress.User, error) {
 	h.mu.Lock()
 	hd := h.held[value]
 	h.mu.Unlock()
@@ -301,10 +301,10 @@ func (h *heldUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64
 		select {
 		case <-hd.release:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
-	return h.Users.UsersByMeta(ctx, key, value)
+	return h.Users.FindUser(ctx, key, value, email)
 }
 
 // An update_tags with role= that waits beside an add is merged into that

@@ -152,9 +152,9 @@ func (c countedUsers) UserByID(ctx context.Context, id int64) (*wordpress.User, 
 	return c.Users.UserByID(ctx, id)
 }
 
-func (c countedUsers) UserByEmail(ctx context.Context, email string) (*wordpress.User, error) {
-	c.count("user_by_email")
-	return c.Users.UserByEmail(ctx, email)
+func (c countedUsers) FindUser(ctx context.Context, key, value, email string) ([]int64, *wordpress.User, error) {
+	c.count("find_user")
+	return c.Users.FindUser(ctx, key, value, email)
 }
 
 func (c countedUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64, error) {

@@ -400,10 +400,10 @@ func (u *timedUsers) wrote() {
 	u.mu.Unlock()
 }
 
-func (u *timedUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64, error) {
+func (u *timedUsers) FindUser(ctx context.Context, key, value, email string) ([]int64, *wordpress.User, error) {
 	t0 := time.Now()
 	defer u.keep(&u.lookups, t0)
-	return u.Users.UsersByMeta(ctx, key, value)
+	return u.Users.FindUser(ctx, key, value, email)
 }
 
 func (u *timedUsers) wroteAt() time.Time {

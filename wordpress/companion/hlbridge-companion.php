@@ -2,7 +2,7 @@
 /**
  * Plugin Name:       hlbridge companion
  * Description:       REST routes the hlbridge service needs and WordPress lacks: reading and writing any (unprotected) user meta, finding users by a meta value, and sending WordPress's own new-user email.
- * Version:           1.2.0
+ * Version:           1.3.0
  * Requires at least: 5.6
  * Requires PHP:      7.4
  *
@@ -23,7 +23,7 @@
  *        {"roles":{"subscriber":{"name":"Subscriber","capabilities":["level_0","read"]},...}}
  *        every role of the site with the capabilities it grants, sorted
  *   GET  /hlbridge/v1/status                      capability list_users
- *        {"plugin":"hlbridge-companion","version":"1.2.0","wordpress":"6.1.9",
+ *        {"plugin":"hlbridge-companion","version":"1.3.0","wordpress":"6.1.9",
  *         "multisite":false,"meta_prefix":"wp_"}
  *   GET  /hlbridge/v1/users/{id}/meta?keys=a,b    capabilities edit_users and edit_user {id}
  *        (or keys[]=a&keys[]=b)
@@ -39,6 +39,11 @@
  *        nothing. Answers like GET for the keys written.
  *   GET  /hlbridge/v1/users?meta_key=K&meta_value=V   capability list_users
  *        {"users":[12,34]}  (exact, case-sensitive match; ascending ids; [] for none)
+ *        With "email=E" (since 1.3.0) the answer also carries "user": the
+ *        oldest of those users, else the oldest user whose email is E
+ *        without regard to case, else null; as GET /wp/v2/users/{id}?context=edit
+ *        shows it (that request runs inside, with its own permission checks).
+ *        A contact's user is then found in one request, not two or three.
  *   POST /hlbridge/v1/users/{id}/notify           capabilities create_users and edit_user {id}
  *        body {"notify":"user"|"admin"|"both"} (default "user"); runs
  *        wp_new_user_notification() so the site's own mail customisations apply
@@ -105,7 +110,7 @@
 defined('ABSPATH') || exit;
 
 if (!defined('HLBRIDGE_COMPANION_VERSION')) {
-	define('HLBRIDGE_COMPANION_VERSION', '1.2.0');
+	define('HLBRIDGE_COMPANION_VERSION', '1.3.0');
 }
 
 if (!class_exists('HLBridge_Companion')) {
@@ -180,6 +185,7 @@ if (!class_exists('HLBridge_Companion')) {
 				'args'                => array(
 					'meta_key'   => array('description' => 'The user meta key to match.'),
 					'meta_value' => array('description' => 'The exact value it must have.'),
+					'email'      => array('description' => 'Also answer with the user found: the oldest matching one, else the one with this email.'),
 				),
 			));
 
@@ -598,7 +604,50 @@ if (!class_exists('HLBridge_Companion')) {
 				}
 			}
 			sort($ids, SORT_NUMERIC);
-			return new WP_REST_Response(array('users' => array_values(array_unique($ids))), 200);
+			$ids    = array_values(array_unique($ids));
+			$answer = array('users' => $ids);
+			$email  = $request->get_param('email');
+			if (null === $email) {
+				return new WP_REST_Response($answer, 200);
+			}
+			if (!is_string($email)) {
+				return new WP_Error('hlbridge_missing_param', 'email must be a string.', array('status' => 400));
+			}
+			$email = trim($email);
+			if ('' !== $email) {
+				// WordPress keeps no unique index on emails: the oldest of several wins.
+				$by_email = get_users(array(
+					'search'         => $email,
+					'search_columns' => array('user_email'),
+					'fields'         => 'ID',
+					'orderby'        => 'ID',
+					'order'          => 'ASC',
+					'number'         => -1,
+					'count_total'    => false,
+				));
+				foreach ($by_email as $id) {
+					$user = get_userdata((int) $id);
+					if ($user && 0 === strcasecmp($user->user_email, $email)) {
+						$ids[] = (int) $user->ID;
+						break;
+					}
+				}
+			}
+			$answer['user'] = null;
+			foreach ($ids as $id) {
+				$inner = new WP_REST_Request('GET', '/wp/v2/users/' . $id);
+				$inner->set_query_params(array('context' => 'edit'));
+				$response = rest_do_request($inner);
+				if ($response->is_error()) {
+					if (404 === $response->get_status()) {
+						continue; // deleted meanwhile
+					}
+					return $response->as_error();
+				}
+				$answer['user'] = rest_get_server()->response_to_data($response, false);
+				break;
+			}
+			return new WP_REST_Response($answer, 200);
 		}
 
 		/** POST /users/{id}/notify: WordPress's own "Login Details" mail (and/or the admin's). */

@@ -66,7 +66,7 @@ func TestCompanionStatus(t *testing.T) {
 	r.decode(t, &got)
 	want := map[string]any{
 		"plugin":      "hlbridge-companion",
-		"version":     "1.2.0",
+		"version":     "1.3.0",
 		"wordpress":   site.Eval(t, `echo get_bloginfo('version');`),
 		"multisite":   false,
 		"meta_prefix": "wp_",
@@ -74,7 +74,7 @@ func TestCompanionStatus(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("status = %v, want %v", got, want)
 	}
-	if v := site.Eval(t, `echo HLBRIDGE_COMPANION_VERSION;`); v != "1.2.0" {
+	if v := site.Eval(t, `echo HLBRIDGE_COMPANION_VERSION;`); v != "1.3.0" {
 		t.Errorf("HLBRIDGE_COMPANION_VERSION = %q", v)
 	}
 }
