@@ -324,6 +324,8 @@ func TestCompanionFindUsersByMeta(t *testing.T) {
 		"no key":   {"meta_value": {contact}},
 		"empty":    {"meta_key": {"highlevel_contact_id"}, "meta_value": {""}},
 		"nothing":  nil,
+		"email not a string": {"meta_key": {"highlevel_contact_id"}, "meta_value": {contact},
+			"email[]": {"a@example.com"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c.do(t, http.MethodGet, "/hlbridge/v1/users", q, nil).want(t, http.StatusBadRequest, "hlbridge_missing_param")
