@@ -341,7 +341,7 @@ func FuzzParseWorkflowWebhook(f *testing.F) {
 		if _, err := json.Marshal(w); err != nil {
 			t.Fatalf("webhook does not marshal: %v", err)
 		}
-		contactJSON, err := json.Marshal(w.Contact)
+		contactJSON, err := w.Contact.MarshalJSON() // as the queue stores it
 		if err != nil {
 			t.Fatalf("contact does not marshal: %v", err)
 		}

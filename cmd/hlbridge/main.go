@@ -35,7 +35,7 @@ func main() {
 	// The server's live heap is a few MiB (queued webhooks live in the
 	// store, not in memory), so at Go's default GOGC=100 a storm of
 	// webhooks makes it collect dozens of times a second. 400 spends about
-	// 14 MiB more memory at its peak for some 15% less CPU per webhook (README,
+	// 13 MiB more memory at its peak for some 15% less CPU per webhook (README,
 	// Benchmarks). GOGC in the environment still decides.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)

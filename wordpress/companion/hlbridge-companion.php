@@ -613,9 +613,22 @@ if (!class_exists('HLBridge_Companion')) {
 			if (!is_string($email)) {
 				return new WP_Error('hlbridge_missing_param', 'email must be a string.', array('status' => 400));
 			}
+			$answer['user'] = null;
+			foreach ($ids as $id) {
+				$user = self::rest_user($id);
+				if (is_wp_error($user)) {
+					return $user;
+				}
+				if (null !== $user) {
+					$answer['user'] = $user;
+					return new WP_REST_Response($answer, 200);
+				}
+			}
+			// No linked user (or all were deleted meanwhile): look the email up,
+			// exactly (get_users() adds no wildcards) and then without regard to
+			// case. WordPress keeps no unique index on emails: the oldest wins.
 			$email = trim($email);
 			if ('' !== $email) {
-				// WordPress keeps no unique index on emails: the oldest of several wins.
 				$by_email = get_users(array(
 					'search'         => $email,
 					'search_columns' => array('user_email'),
@@ -626,28 +639,33 @@ if (!class_exists('HLBridge_Companion')) {
 					'count_total'    => false,
 				));
 				foreach ($by_email as $id) {
-					$user = get_userdata((int) $id);
-					if ($user && 0 === strcasecmp($user->user_email, $email)) {
-						$ids[] = (int) $user->ID;
+					$found = get_userdata((int) $id);
+					if ($found && 0 === strcasecmp($found->user_email, $email)) {
+						$user = self::rest_user((int) $found->ID);
+						if (is_wp_error($user)) {
+							return $user;
+						}
+						$answer['user'] = $user;
 						break;
 					}
 				}
 			}
-			$answer['user'] = null;
-			foreach ($ids as $id) {
-				$inner = new WP_REST_Request('GET', '/wp/v2/users/' . $id);
-				$inner->set_query_params(array('context' => 'edit'));
-				$response = rest_do_request($inner);
-				if ($response->is_error()) {
-					if (404 === $response->get_status()) {
-						continue; // deleted meanwhile
-					}
-					return $response->as_error();
-				}
-				$answer['user'] = rest_get_server()->response_to_data($response, false);
-				break;
-			}
 			return new WP_REST_Response($answer, 200);
+		}
+
+		/**
+		 * User $id as GET /wp/v2/users/{id}?context=edit shows it, through that
+		 * request (so its own permission checks apply); null when the user is
+		 * gone, a WP_Error for any other refusal.
+		 */
+		private static function rest_user($id) {
+			$inner = new WP_REST_Request('GET', '/wp/v2/users/' . (int) $id);
+			$inner->set_query_params(array('context' => 'edit'));
+			$response = rest_do_request($inner);
+			if (!$response->is_error()) {
+				return rest_get_server()->response_to_data($response, false);
+			}
+			return 404 === $response->get_status() ? null : $response->as_error();
 		}
 
 		/** POST /users/{id}/notify: WordPress's own "Login Details" mail (and/or the admin's). */
