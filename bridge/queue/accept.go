@@ -55,10 +55,12 @@ type acceptItem struct {
 	d    bridge.Delivery
 	done chan struct{}
 
-	id   int64
-	dup  bool
-	wait chan struct{}
-	err  error
+	id    int64
+	seq   int64       // its contact's sequence number after it
+	dup   bool        // an app event's delivery accepted before
+	dupOf *acceptItem // the same delivery, earlier in its batch
+	wait  chan struct{}
+	err   error
 }
 
 // batcher groups concurrent submissions. The first to find it idle runs
@@ -151,7 +153,7 @@ func (q *Queue) acceptBatch(items []*acceptItem) {
 	err := q.acceptTx(ctx, items)
 	if err != nil && len(items) > 1 {
 		for _, it := range items {
-			it.id, it.dup, it.wait = 0, false, nil
+			it.id, it.seq, it.dup, it.dupOf, it.wait = 0, 0, false, nil, nil
 			it.err = q.acceptTx(ctx, []*acceptItem{it})
 		}
 	} else {
@@ -164,101 +166,86 @@ func (q *Queue) acceptBatch(items []*acceptItem) {
 	}
 }
 
-// The intake's statements. Each is prepared once, on the database, when
-// the queue is made; a transaction binds those it uses (database/sql keeps
-// a statement prepared on each connection it has run on), so that no
-// webhook pays for compiling SQL, however small its batch.
-type acceptStmt int
+// The intake's statements. A batch's webhooks share three statements of
+// many rows (lock their contacts, insert their events, write their
+// contacts) instead of running three statements each: through
+// database/sql and the driver, a statement's fixed cost was about half of
+// what those per-webhook statements cost. A statement over n rows runs as
+// runs of rows whose lengths are powers of two, largest first (37 rows:
+// 32, 4 and 1), so that there are few texts, each compiled once by the
+// connection's statement cache (see stmtcache.go; pgx keeps its own).
+type rowsStmt int
 
 const (
-	stLookupDelivery acceptStmt = iota
-	stLockContact
-	stUpdateContact
-	stInsertEvent
-	stUpsertDelivery
-	stSyncNow
-	stSettleLater
-	numAcceptStmts
+	rsLockContacts rowsStmt = iota
+	rsWriteContacts
+	rsInsertEvents
+	numRowsStmts
 )
 
-// acceptQueries are the statements' SQL in the store's dialect.
-func acceptQueries(s *Store) [numAcceptStmts]string {
-	var qs [numAcceptStmts]string
-	qs[stLookupDelivery] = `SELECT event_id, expires_at FROM hlbridge_delivery WHERE fingerprint = ?`
-	// One statement creates the contact's row if need be, locks it (an
-	// upsert that updates takes the row lock on PostgreSQL, as SELECT ...
-	// FOR UPDATE would) and reads it.
-	qs[stLockContact] = `INSERT INTO hlbridge_contact (contact_id, seq) VALUES (?, 0)
-		ON CONFLICT (contact_id) DO UPDATE SET seq = hlbridge_contact.seq RETURNING seq, pending, latest`
-	qs[stUpdateContact] = `UPDATE hlbridge_contact SET seq = ?, pending = ?, latest = COALESCE(?, latest) WHERE contact_id = ?`
-	qs[stInsertEvent] = `INSERT INTO hlbridge_event (received_at, contact_id, action, request, seq, status) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`
-	qs[stUpsertDelivery] = `INSERT INTO hlbridge_delivery (fingerprint, event_id, expires_at) VALUES (?, ?, ?)
-		ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`
+// numRunLengths is how many run lengths there are: 1, 2, 4 … 128.
+const numRunLengths = 8
+
+// intakeSQL is the intake's SQL in the store's dialect.
+type intakeSQL struct {
+	lookupDelivery, upsertDelivery string
+	syncNow, settleLater           string // move a contact's settling job
+	rows                           [numRowsStmts][numRunLengths]string
+}
+
+func newIntakeSQL(s *Store) *intakeSQL {
+	var x intakeSQL
+	x.lookupDelivery = s.q(`SELECT event_id, expires_at FROM hlbridge_delivery WHERE fingerprint = ?`)
+	x.upsertDelivery = s.q(`INSERT INTO hlbridge_delivery (fingerprint, event_id, expires_at) VALUES (?, ?, ?)
+		ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`)
 	// The kind is written out, not a parameter, so that the partial index
 	// hlbridge_river_job_contact serves both statements below.
 	settling := `kind = '` + syncKind + `' AND ` + s.jobContact() + ` = ? AND state = 'available'
 		AND attempt = 0 AND scheduled_at > ` + s.now()
-	qs[stSyncNow] = `UPDATE river_job SET scheduled_at = ` + s.now() + ` WHERE ` + settling
+	x.syncNow = s.q(`UPDATE river_job SET scheduled_at = ` + s.now() + ` WHERE ` + settling)
 	// A settling job starts a window after its newest webhook, but no
 	// later than settleCap windows after its first (the job's creation).
 	if s.postgres {
-		qs[stSettleLater] = `UPDATE river_job SET scheduled_at = GREATEST(scheduled_at,
-			LEAST(now() + CAST(? AS interval), created_at + CAST(? AS interval))) WHERE ` + settling
+		x.settleLater = s.q(`UPDATE river_job SET scheduled_at = GREATEST(scheduled_at,
+			LEAST(now() + CAST(? AS interval), created_at + CAST(? AS interval))) WHERE ` + settling)
 	} else {
-		qs[stSettleLater] = `UPDATE river_job SET scheduled_at = MAX(scheduled_at,
-			MIN(datetime('now', 'subsec', ?), datetime(created_at, 'subsec', ?))) WHERE ` + settling
+		x.settleLater = s.q(`UPDATE river_job SET scheduled_at = MAX(scheduled_at,
+			MIN(datetime('now', 'subsec', ?), datetime(created_at, 'subsec', ?))) WHERE ` + settling)
 	}
-	for i := range qs {
-		qs[i] = s.q(qs[i])
+	// Creating a contact's row if need be, locking it (an upsert that
+	// updates takes the row lock on PostgreSQL, as SELECT ... FOR UPDATE
+	// would, and in the order of the rows given) and reading it is one
+	// statement. The rows then exist: writing them back is an upsert too,
+	// so that one statement writes many.
+	forms := [numRowsStmts]struct{ head, row, tail string }{
+		rsLockContacts: {`INSERT INTO hlbridge_contact (contact_id, seq) VALUES `, `(?, 0)`,
+			` ON CONFLICT (contact_id) DO UPDATE SET seq = hlbridge_contact.seq RETURNING contact_id, seq, pending, latest`},
+		rsWriteContacts: {`INSERT INTO hlbridge_contact (contact_id, seq, pending, latest) VALUES `, `(?, ?, ?, ?)`,
+			` ON CONFLICT (contact_id) DO UPDATE SET seq = excluded.seq, pending = excluded.pending,
+			latest = COALESCE(excluded.latest, hlbridge_contact.latest)`},
+		rsInsertEvents: {`INSERT INTO hlbridge_event (received_at, contact_id, action, request, seq, status) VALUES `,
+			`(?, ?, ?, ?, ?, ?)`, ` RETURNING id, contact_id, seq`},
 	}
-	return qs
-}
-
-// prepareAcceptStmts prepares the intake's statements on the store's
-// database. It runs when the queue is made, before anything holds the
-// connection (SQLite has one).
-func prepareAcceptStmts(ctx context.Context, s *Store) ([numAcceptStmts]*sql.Stmt, error) {
-	var stmts [numAcceptStmts]*sql.Stmt
-	for i, query := range acceptQueries(s) {
-		p, err := s.db.PrepareContext(ctx, query)
-		if err != nil {
-			for _, p := range stmts[:i] {
-				p.Close()
-			}
-			return stmts, fmt.Errorf("prepare intake: %w", err)
+	for st, f := range forms {
+		for l := range numRunLengths {
+			x.rows[st][l] = s.q(f.head + strings.TrimSuffix(strings.Repeat(f.row+", ", 1<<l), ", ") + f.tail)
 		}
-		stmts[i] = p
 	}
-	return stmts, nil
+	return &x
 }
 
-// acceptStmts are the intake's statements on one transaction.
-type acceptStmts struct {
-	tx    *sql.Tx
-	db    *[numAcceptStmts]*sql.Stmt
-	bound [numAcceptStmts]*sql.Stmt
-}
-
-func (q *Queue) prepareAccept(_ context.Context, tx *sql.Tx) (*acceptStmts, error) {
-	return &acceptStmts{tx: tx, db: &q.acceptStmts}, nil
-}
-
-func (st *acceptStmts) get(ctx context.Context, id acceptStmt) *sql.Stmt {
-	if st.bound[id] == nil {
-		st.bound[id] = st.tx.StmtContext(ctx, st.db[id])
+// inRuns calls f for the runs of rows [i, i+n) that n rows split into,
+// with the index l of each run's length (n = 1<<l).
+func inRuns(rows int, f func(i, n, l int) error) error {
+	i := 0
+	for l := numRunLengths - 1; l >= 0; l-- {
+		for n := 1 << l; rows-i >= n; i += n {
+			if err := f(i, n, l); err != nil {
+				return err
+			}
+		}
 	}
-	return st.bound[id]
-}
-
-// exec runs statement id with args.
-func (st *acceptStmts) exec(ctx context.Context, id acceptStmt, args ...any) error {
-	_, err := st.get(ctx, id).ExecContext(ctx, args...)
-	return err
-}
-
-// scan runs statement id with args and scans its one row into dest.
-func (st *acceptStmts) scan(ctx context.Context, id acceptStmt, args []any, dest ...any) error {
-	return st.get(ctx, id).QueryRowContext(ctx, args...).Scan(dest...)
+	return nil
 }
 
 // acceptTx is the intake's transaction for items. On error nothing of it
@@ -278,23 +265,75 @@ func (q *Queue) acceptTx(ctx context.Context, items []*acceptItem) (err error) {
 			}
 		}
 	}()
-	st, err := q.prepareAccept(ctx, tx)
-	if err != nil {
-		return err
-	}
 	// Row locks are taken in contact order, so that two processes' intake
 	// transactions on PostgreSQL never wait on each other in a cycle. The
 	// sort is stable: one contact's webhooks keep their order.
 	sorted := slices.Clone(items)
 	slices.SortStableFunc(sorted, func(a, b *acceptItem) int { return strings.Compare(a.req.ContactID, b.req.ContactID) })
 	now := time.Now().UnixMilli()
-	jobs := &newJobs{}
+
+	// An app event whose webhookId was accepted within the dedupe window,
+	// or earlier in this batch, is a duplicate. The others are news.
+	var news []*acceptItem
+	var contactIDs []string // of the news, each once, in order
+	var firstOf map[string]*acceptItem
 	for _, it := range sorted {
-		if err := q.acceptOne(ctx, tx, st, jobs, it, now); err != nil {
+		if it.d.WebhookID != "" {
+			key := appDeliveryKey(it.d.WebhookID)
+			if f := firstOf[key]; f != nil {
+				it.dup, it.dupOf = true, f
+				continue
+			}
+			var expires int64
+			err := tx.QueryRowContext(ctx, q.sql.lookupDelivery, key).Scan(&it.id, &expires)
+			switch {
+			case err == nil && expires > now:
+				it.dup = true
+				continue
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("look up delivery: %w", err)
+			}
+			it.id = 0
+			if firstOf == nil {
+				firstOf = map[string]*acceptItem{}
+			}
+			firstOf[key] = it
+		}
+		news = append(news, it)
+		if n := len(contactIDs); n == 0 || contactIDs[n-1] != it.req.ContactID {
+			contactIDs = append(contactIDs, it.req.ContactID)
+		}
+	}
+
+	cb := &contactBatch{q: q}
+	if err := cb.lock(ctx, tx, contactIDs); err != nil {
+		return err
+	}
+	for _, it := range news {
+		if it.seq, err = cb.add(it.req, it.d.Wait); err != nil {
 			return err
 		}
 	}
-	if err := q.insertJobs(ctx, tx, jobs); err != nil {
+	if err := q.insertEvents(ctx, tx, news, now); err != nil {
+		return err
+	}
+	for _, it := range sorted {
+		switch {
+		case it.dupOf != nil:
+			it.id = it.dupOf.id
+			continue
+		case it.dup:
+			continue
+		case it.d.WebhookID != "":
+			if _, err := tx.ExecContext(ctx, q.sql.upsertDelivery, appDeliveryKey(it.d.WebhookID), it.id, now+q.cfg.DedupeWindow.Milliseconds()); err != nil {
+				return fmt.Errorf("store delivery: %w", err)
+			}
+		}
+		if it.d.Wait {
+			it.wait = q.waiters.add(it.id)
+		}
+	}
+	if err := cb.write(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -303,37 +342,47 @@ func (q *Queue) acceptTx(ctx context.Context, items []*acceptItem) (err error) {
 	return nil
 }
 
-// acceptOne stores one webhook inside the intake's transaction.
-func (q *Queue) acceptOne(ctx context.Context, tx *sql.Tx, st *acceptStmts, jobs *newJobs, it *acceptItem, now int64) error {
-	key := ""
-	if it.d.WebhookID != "" {
-		key = appDeliveryKey(it.d.WebhookID)
-		var expires int64
-		err := st.scan(ctx, stLookupDelivery, []any{key}, &it.id, &expires)
-		switch {
-		case err == nil && expires > now:
-			it.dup = true
-			return nil
-		case err != nil && !errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("look up delivery: %w", err)
+// insertEvents stores the events of items (each gets its id) with their
+// contacts' new sequence numbers.
+func (q *Queue) insertEvents(ctx context.Context, tx *sql.Tx, items []*acceptItem, now int64) error {
+	type event struct {
+		contactID string
+		seq       int64
+	}
+	return inRuns(len(items), func(i, n, l int) error {
+		args := make([]any, 0, 6*n)
+		byEvent := make(map[event]*acceptItem, n)
+		for _, it := range items[i : i+n] {
+			args = append(args, now, it.req.ContactID, string(it.req.Action), eventRequest(it.req), it.seq, bridge.StatusQueued)
+			byEvent[event{it.req.ContactID, it.seq}] = it
 		}
-	}
-	seq, err := q.enqueueTx(ctx, tx, st, jobs, it.req, it.d.Wait)
-	if err != nil {
-		return err
-	}
-	if err := st.scan(ctx, stInsertEvent, []any{now, it.req.ContactID, string(it.req.Action), eventRequest(it.req), seq, bridge.StatusQueued}, &it.id); err != nil {
-		return fmt.Errorf("store event: %w", err)
-	}
-	if key != "" {
-		if err := st.exec(ctx, stUpsertDelivery, key, it.id, now+q.cfg.DedupeWindow.Milliseconds()); err != nil {
-			return fmt.Errorf("store delivery: %w", err)
+		// RETURNING's order is not promised: a contact's sequence number
+		// tells the events apart.
+		rows, err := tx.QueryContext(ctx, q.sql.rows[rsInsertEvents][l], args...)
+		if err != nil {
+			return fmt.Errorf("store events: %w", err)
 		}
-	}
-	if it.d.Wait {
-		it.wait = q.waiters.add(it.id)
-	}
-	return nil
+		defer rows.Close()
+		got := 0
+		for rows.Next() {
+			var id int64
+			var e event
+			if err := rows.Scan(&id, &e.contactID, &e.seq); err != nil {
+				return fmt.Errorf("store events: %w", err)
+			}
+			if it := byEvent[e]; it != nil {
+				it.id = id
+				got++
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store events: %w", err)
+		}
+		if got != n {
+			return fmt.Errorf("store events: %d of %d events came back", got, n)
+		}
+		return nil
+	})
 }
 
 // appDeliveryKey is the stored identity of an app event's delivery.
@@ -348,25 +397,75 @@ func eventRequest(req bridge.Request) string {
 	return string(b)
 }
 
-// enqueueTx merges req into its contact's pending request, folds its
-// payload (if any) into the contact's newest known state, and makes sure
-// the contact has a job: a new one (added to jobs, inserted at the end of
-// the batch) starts after the settle window, unless now is true (a
-// sync=true webhook), which also starts a waiting one at once. It returns
-// the contact's new sequence number.
-func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, jobs *newJobs, req bridge.Request, now bool) (int64, error) {
-	var seq int64
-	var pending, latest sql.NullString
-	if err := st.scan(ctx, stLockContact, []any{req.ContactID}, &seq, &pending, &latest); err != nil {
-		return 0, fmt.Errorf("store contact: %w", err)
+// contactRow is a contact's row as one transaction changes it: read and
+// locked once, changed in memory by each of its webhooks, written once.
+type contactRow struct {
+	seq           int64
+	pending       sql.NullString // the merged request its next sync runs
+	latest        sql.NullString // its newest known state, from payloads
+	latestChanged bool
+	syncNow       bool // its settling job is to start at once
+	settleLater   bool // its settling job waits for the burst to pause
+}
+
+// contactBatch is the contacts one transaction queues requests for.
+type contactBatch struct {
+	q    *Queue
+	ids  []string // locked, in order
+	rows map[string]*contactRow
+	jobs newJobs
+}
+
+// lock creates, locks and reads the rows of contactIDs (sorted, distinct).
+func (cb *contactBatch) lock(ctx context.Context, tx *sql.Tx, contactIDs []string) error {
+	cb.ids = contactIDs
+	cb.rows = make(map[string]*contactRow, len(contactIDs))
+	err := inRuns(len(contactIDs), func(i, n, l int) error {
+		args := make([]any, n)
+		for j, id := range contactIDs[i : i+n] {
+			args[j] = id
+		}
+		rows, err := tx.QueryContext(ctx, cb.q.sql.rows[rsLockContacts][l], args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			r := &contactRow{}
+			if err := rows.Scan(&id, &r.seq, &r.pending, &r.latest); err != nil {
+				return err
+			}
+			cb.rows[id] = r
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("store contacts: %w", err)
+	}
+	if len(cb.rows) != len(contactIDs) {
+		return fmt.Errorf("store contacts: %d of %d contacts came back", len(cb.rows), len(contactIDs))
+	}
+	return nil
+}
+
+// add merges req into its contact's pending request, folds its payload
+// (if any) into the contact's newest known state, and makes sure the
+// contact has a job: a new one starts after the settle window, unless now
+// is true (a sync=true webhook), which also starts a waiting one at once.
+// It returns the contact's new sequence number. The contact must be
+// locked; nothing is written before write.
+func (cb *contactBatch) add(req bridge.Request, now bool) (int64, error) {
+	r := cb.rows[req.ContactID]
+	if r == nil {
+		return 0, fmt.Errorf("contact %q not locked", req.ContactID)
 	}
 	// The payload goes into the contact's newest state, not into the
 	// pending request: whatever runs next applies that state, so the
 	// webhook accepted last decides each field (A, B, A ends at A).
-	var newLatest sql.NullString
 	if req.Contact != nil {
 		c := req.Contact
-		if known := decodeContact(latest); known != nil {
+		if known := decodeContact(r.latest); known != nil {
 			known.Overlay(c)
 			c = known
 		}
@@ -376,44 +475,74 @@ func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, st *acceptStmts, jobs
 		if err != nil {
 			return 0, fmt.Errorf("encode contact: %w", err)
 		}
-		newLatest = sql.NullString{String: string(b), Valid: true}
+		r.latest, r.latestChanged = sql.NullString{String: string(b), Valid: true}, true
 		req.Contact = nil
 	}
-	earlier := decodeRequest(pending)
-	mergedJSON, _ := json.Marshal(bridge.Merge(earlier, &req))
-	seq++
-	if err := st.exec(ctx, stUpdateContact, seq, string(mergedJSON), newLatest, req.ContactID); err != nil {
-		return 0, fmt.Errorf("update contact: %w", err)
-	}
+	earlier := decodeRequest(r.pending)
+	merged, _ := json.Marshal(bridge.Merge(earlier, &req))
+	r.pending = sql.NullString{String: string(merged), Valid: true}
+	r.seq++
 	// A pending request means this contact's job exists (or is to be
 	// inserted with this batch) and has not yet claimed it: the webhook
 	// coalesces into it, and no job is inserted. The reconciler covers a
 	// job that River dropped without our worker seeing it.
-	if earlier != nil {
-		// Only a job still settling is moved: never run, available, due
-		// later. A job snoozed for a Retry-After is 'scheduled' and keeps
-		// its time. A job this batch is to insert starts its window then.
-		switch {
-		case q.cfg.SettleWindow <= 0:
-		case now:
-			if jobs.startNow(req.ContactID) {
-				break
+	if earlier == nil {
+		cb.jobs.add(req.ContactID, now)
+		return r.seq, nil
+	}
+	// Only a job still settling is moved: never run, available, due
+	// later. A job snoozed for a Retry-After is 'scheduled' and keeps its
+	// time. A job this batch is to insert starts its window then.
+	switch {
+	case cb.q.cfg.SettleWindow <= 0:
+	case now:
+		if !cb.jobs.startNow(req.ContactID) {
+			r.syncNow = true
+		}
+	case cb.jobs.has(req.ContactID):
+	default:
+		// The burst goes on: the sync waits for it to pause.
+		r.settleLater = true
+	}
+	return r.seq, nil
+}
+
+// write writes the contacts' rows back, moves their settling jobs and
+// inserts their new ones.
+func (cb *contactBatch) write(ctx context.Context, tx *sql.Tx) error {
+	err := inRuns(len(cb.ids), func(i, n, l int) error {
+		args := make([]any, 0, 4*n)
+		for _, id := range cb.ids[i : i+n] {
+			r := cb.rows[id]
+			var latest any // NULL keeps the stored state
+			if r.latestChanged {
+				latest = r.latest.String
 			}
-			if err := st.exec(ctx, stSyncNow, req.ContactID); err != nil {
-				return 0, fmt.Errorf("start job now: %w", err)
+			args = append(args, id, r.seq, r.pending, latest)
+		}
+		_, err := tx.ExecContext(ctx, cb.q.sql.rows[rsWriteContacts][l], args...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("update contacts: %w", err)
+	}
+	s := cb.q.store
+	for _, id := range cb.ids {
+		// Starting now wins over settling later, in whichever order the
+		// batch's webhooks asked for them.
+		switch r := cb.rows[id]; {
+		case r.syncNow:
+			if _, err := tx.ExecContext(ctx, cb.q.sql.syncNow, id); err != nil {
+				return fmt.Errorf("start job now: %w", err)
 			}
-		case jobs.has(req.ContactID):
-		default:
-			// The burst goes on: the sync waits for it to pause.
-			after, limit := q.store.interval(q.cfg.SettleWindow), q.store.interval(settleCap*q.cfg.SettleWindow)
-			if err := st.exec(ctx, stSettleLater, after, limit, req.ContactID); err != nil {
-				return 0, fmt.Errorf("settle job later: %w", err)
+		case r.settleLater:
+			after, limit := s.interval(cb.q.cfg.SettleWindow), s.interval(settleCap*cb.q.cfg.SettleWindow)
+			if _, err := tx.ExecContext(ctx, cb.q.sql.settleLater, after, limit, id); err != nil {
+				return fmt.Errorf("settle job later: %w", err)
 			}
 		}
-		return seq, nil
 	}
-	jobs.add(req.ContactID, now)
-	return seq, nil
+	return cb.q.insertJobs(ctx, tx, &cb.jobs)
 }
 
 // newJobs are the jobs a batch inserts when it ends, one per contact:

@@ -138,16 +138,15 @@ func (q *Queue) Retry(ctx context.Context, id int64) error {
 	if err := json.Unmarshal([]byte(e.request), &req); err != nil {
 		return fmt.Errorf("event %d: stored request unreadable: %w", id, err)
 	}
-	st, err := q.prepareAccept(ctx, tx)
+	cb := &contactBatch{q: q}
+	if err := cb.lock(ctx, tx, []string{req.ContactID}); err != nil {
+		return err
+	}
+	seq, err := cb.add(req, true) // an operator's retry: no burst to wait for
 	if err != nil {
 		return err
 	}
-	jobs := &newJobs{}
-	seq, err := q.enqueueTx(ctx, tx, st, jobs, req, true) // an operator's retry: no burst to wait for
-	if err != nil {
-		return err
-	}
-	if err := q.insertJobs(ctx, tx, jobs); err != nil {
+	if err := cb.write(ctx, tx); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE hlbridge_event SET status = ?, seq = ?, result = NULL, error = NULL, finished_at = NULL WHERE id = ?`),

@@ -17,13 +17,13 @@ func TestSettlingJobLookupsUseTheContactIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	qs := acceptQueries(store)
-	for name, st := range map[string]acceptStmt{"sync now": stSyncNow, "settle later": stSettleLater} {
+	x := newIntakeSQL(store)
+	for name, query := range map[string]string{"sync now": x.syncNow, "settle later": x.settleLater} {
 		args := []any{"c1"}
-		if st == stSettleLater {
+		if query == x.settleLater {
 			args = []any{store.interval(1), store.interval(10), "c1"}
 		}
-		rows, err := store.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+qs[st], args...)
+		rows, err := store.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

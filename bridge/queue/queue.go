@@ -162,7 +162,7 @@ type Queue struct {
 	waiters  waiters
 	intake   []*batcher // lanes; a contact always uses the same one
 
-	acceptStmts [numAcceptStmts]*sql.Stmt // the intake's statements, prepared on the store
+	sql *intakeSQL // the intake's SQL in the store's dialect
 
 	clientID             string      // River's client id, in river_job.attempted_by
 	lease                *lease      // PostgreSQL: this process's lease; nil on SQLite
@@ -178,10 +178,7 @@ func New(store *Store, syncer *bridge.Syncer, cfg Config) (*Queue, error) {
 	}
 	cfg.defaults()
 	q := &Queue{cfg: cfg, store: store, syncer: syncer, clientID: newClientID()}
-	var err error
-	if q.acceptStmts, err = prepareAcceptStmts(context.Background(), store); err != nil {
-		return nil, fmt.Errorf("bridge: queue: %w", err)
-	}
+	q.sql = newIntakeSQL(store)
 	if store.postgres {
 		q.lease = &lease{cancels: map[uint64]context.CancelCauseFunc{}}
 	}
@@ -227,6 +224,7 @@ func New(store *Store, syncer *bridge.Syncer, cfg Config) (*Queue, error) {
 			return err
 		}
 	}
+	var err error
 	if q.client, err = river.NewClient(store.driver, rc); err != nil {
 		return nil, fmt.Errorf("bridge: queue: %w", err)
 	}
