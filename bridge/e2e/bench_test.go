@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -27,6 +25,7 @@ import (
 	"github.com/hlbridge/hlbridge/bridge/httpapi"
 	"github.com/hlbridge/hlbridge/bridge/queue"
 	"github.com/hlbridge/hlbridge/highlevel"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 	"github.com/hlbridge/hlbridge/wordpress"
 )
 
@@ -42,10 +41,6 @@ import (
 //
 // Each reports webhooks/s and the ack latency p50/p99 (ms) besides ns/op.
 // Client and server share the machine's cores.
-
-// benchEnvPostgres names a PostgreSQL server (any database on it; a
-// throw-away one is created and dropped) for BenchmarkIntakePostgres.
-const benchEnvPostgres = "HLBRIDGE_TEST_POSTGRES"
 
 // benchContacts is how many contacts the benchmark webhooks cycle over, so
 // that a contact's later webhooks coalesce into its pending request.
@@ -67,11 +62,7 @@ func BenchmarkIntakeSQLite(b *testing.B) {
 }
 
 func BenchmarkIntakePostgres(b *testing.B) {
-	server := os.Getenv(benchEnvPostgres)
-	if server == "" {
-		b.Skip("set " + benchEnvPostgres + " to a PostgreSQL URL to run this benchmark")
-	}
-	h, key := benchBridge(b, benchPostgresDB(b, server))
+	h, key := benchBridge(b, testkit.PostgresDB(b, "hlbridge_bench_"))
 	benchIntake(b, h, key)
 }
 
@@ -114,33 +105,6 @@ func benchBridge(b *testing.B, dsn string) (http.Handler, string) {
 		b.Fatal(err)
 	}
 	return srv, key
-}
-
-// benchPostgresDB creates a throw-away database on the server named by
-// serverURL and drops it when the benchmark ends.
-func benchPostgresDB(b testing.TB, serverURL string) string {
-	b.Helper()
-	u, err := url.Parse(serverURL)
-	if err != nil {
-		b.Fatalf("%s: %v", benchEnvPostgres, err)
-	}
-	admin, err := sql.Open("pgx", serverURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	name := "hlbridge_bench_" + benchRandom(6)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		admin.Close()
-		b.Fatalf("create database: %v", err)
-	}
-	b.Cleanup(func() {
-		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
-			b.Errorf("drop database %s: %v", name, err)
-		}
-		admin.Close()
-	})
-	u.Path = "/" + name
-	return u.String()
 }
 
 // benchIntake sends distinct webhooks (WP Fusion's URL and a HighLevel

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/bridge/queue"
+	"github.com/hlbridge/hlbridge/internal/testkit"
 )
 
 // Two processes sharing PostgreSQL accept webhooks for the same contacts in
@@ -20,11 +20,7 @@ import (
 // order), which PostgreSQL's own deadlock counter for the database shows.
 func TestPostgresIntakeNeverDeadlocks(t *testing.T) {
 	t.Parallel()
-	server := os.Getenv(benchEnvPostgres)
-	if server == "" {
-		t.Skip("set " + benchEnvPostgres + " to a PostgreSQL URL to run this test (test.sh does)")
-	}
-	dsn := benchPostgresDB(t, server)
+	dsn := testkit.PostgresDB(t, "hlbridge_e2e_")
 	ctx := context.Background()
 	var contacts []string
 	for i := range 200 {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -42,12 +40,12 @@ func TestInRunsArePowersOfTwoLargestFirst(t *testing.T) {
 // a duplicate of the first. On SQLite and, when one is given, PostgreSQL.
 func TestAcceptBatchMatchesOneByOne(t *testing.T) {
 	t.Parallel()
-	dsns := map[string]string{"sqlite": filepath.Join(t.TempDir(), "hlbridge.db")}
-	if pg := postgresTestDB(t); pg != "" {
-		dsns["postgres"] = pg
-	}
-	for name, dsn := range dsns {
+	for _, name := range []string{"sqlite", "postgres"} {
 		t.Run(name, func(t *testing.T) {
+			dsn := filepath.Join(t.TempDir(), "hlbridge.db")
+			if name == "postgres" {
+				dsn = testkit.PostgresDB(t, "hlbridge_queue_")
+			}
 			ctx := context.Background()
 			store, err := OpenStore(ctx, dsn)
 			if err != nil {
@@ -169,34 +167,4 @@ func TestAcceptBatchMatchesOneByOne(t *testing.T) {
 			}
 		})
 	}
-}
-
-// postgresTestDB creates a throw-away database on the server that
-// $HLBRIDGE_TEST_POSTGRES names (test.sh sets it), dropped when the test
-// ends, and returns its URL; "" without the variable.
-func postgresTestDB(t *testing.T) string {
-	t.Helper()
-	server := os.Getenv("HLBRIDGE_TEST_POSTGRES")
-	if server == "" {
-		return ""
-	}
-	u, err := url.Parse(server)
-	if err != nil {
-		t.Fatalf("HLBRIDGE_TEST_POSTGRES: %v", err)
-	}
-	admin, err := sql.Open("pgx", server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := "hlbridge_queue_" + strings.ToLower(testkit.RandomID(8))
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		admin.Close()
-		t.Fatalf("create database on %s: %v", u.Redacted(), err)
-	}
-	t.Cleanup(func() {
-		admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-		admin.Close()
-	})
-	u.Path = "/" + name
-	return u.String()
 }

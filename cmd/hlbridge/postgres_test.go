@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +11,6 @@ import (
 	"github.com/hlbridge/hlbridge/bridge"
 	"github.com/hlbridge/hlbridge/internal/testkit"
 )
-
-// envPostgres names a PostgreSQL server for the tests (the project's
-// test.sh always sets it). The tests create a throw-away database on it and
-// drop it afterwards, so any database of the server may be named, and test
-// packages running at once never share a queue.
-const envPostgres = "HLBRIDGE_TEST_POSTGRES"
 
 // Two bridge processes share one queue in PostgreSQL, as two replicas
 // behind a load balancer would. A storm split across both, with contacts
@@ -69,38 +61,8 @@ func TestPostgresTwoProcessesStartTogether(t *testing.T) {
 	}
 }
 
-// postgresDB creates a throw-away database on the server $HLBRIDGE_TEST_POSTGRES
-// names, dropped when the test ends (after its processes: cleanups run last
-// registered first), and returns its URL. Without the variable it skips.
-func postgresDB(t *testing.T) string {
-	t.Helper()
-	server := os.Getenv(envPostgres)
-	if server == "" {
-		t.Skip("set " + envPostgres + " to a PostgreSQL URL to run this test, e.g. " + envPostgres +
-			"='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' (test.sh sets it; testdata/postgres/start.sh starts a server)")
-	}
-	u, err := url.Parse(server)
-	if err != nil {
-		t.Fatalf("%s: %v", envPostgres, err)
-	}
-	admin, err := sql.Open("pgx", server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := "hlbridge_cmd_" + strings.ToLower(testkit.RandomID(8))
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		admin.Close()
-		t.Fatalf("create database on %s: %v", u.Redacted(), err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-		admin.Close()
-	})
-	u.Path = "/" + name
-	return u.String()
-}
+// postgresDB is a throw-away database for a test (see testkit.PostgresDB).
+func postgresDB(t *testing.T) string { return testkit.PostgresDB(t, "hlbridge_cmd_") }
 
 // On PostgreSQL too, a sync waits out BRIDGE_SETTLE_WINDOW, and a
 // sync=true webhook for a contact whose sync is waiting starts it at once.
