@@ -18,9 +18,11 @@ import (
 )
 
 // The intake commits webhooks in groups: while one transaction runs, the
-// webhooks that arrive wait and then share the next one, with statements
-// prepared once per transaction. Under load this amortises BEGIN, COMMIT
-// and SQL compilation over many webhooks; alone, a webhook commits at once.
+// webhooks that arrive wait and then share the next one, and its
+// statements: one to lock their contacts, one to store their events, one
+// to write the contacts back and River's one to insert the new jobs. Under
+// load this amortises BEGIN, COMMIT and each statement's fixed cost over
+// many webhooks; alone, a webhook commits at once.
 // No webhook is answered before the transaction holding it has committed.
 //
 // A webhook that finds the intake idle waits groupCommitDelay before its
