@@ -128,7 +128,9 @@ func TestAcceptBatchMatchesOneByOne(t *testing.T) {
 				}
 			}
 			var events int
-			store.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM hlbridge_event`).Scan(&events)
+			if err := store.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM hlbridge_event`).Scan(&events); err != nil {
+				t.Fatal(err)
+			}
 			if events != 36 { // 35 of this batch, 1 before it
 				t.Errorf("%d events stored, want 36", events)
 			}
@@ -161,7 +163,9 @@ func TestAcceptBatchMatchesOneByOne(t *testing.T) {
 				}
 			}
 			var jobs, distinct int
-			store.db.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT `+store.jobContact()+`) FROM river_job WHERE kind = '`+syncKind+`'`).Scan(&jobs, &distinct)
+			if err := store.db.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT `+store.jobContact()+`) FROM river_job WHERE kind = '`+syncKind+`'`).Scan(&jobs, &distinct); err != nil {
+				t.Fatal(err)
+			}
 			if jobs != 32 || distinct != 32 { // c00 … c31
 				t.Errorf("%d jobs for %d contacts, want one each for 32", jobs, distinct)
 			}
