@@ -19,6 +19,7 @@ type Users interface {
 	FindUser(ctx context.Context, key, value, email string) ([]int64, *wordpress.User, error)
 	UsersByMeta(ctx context.Context, key, value string) ([]int64, error)
 	CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error)
+	FindOrCreateUser(ctx context.Context, key, value string, nu wordpress.NewUser) ([]int64, *wordpress.User, bool, error)
 	UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error)
 	Meta(ctx context.Context, id int64, keys ...string) (map[string]wordpress.MetaValue, error)
 	SetMeta(ctx context.Context, id int64, values map[string]wordpress.MetaValue) (map[string]wordpress.MetaValue, error)

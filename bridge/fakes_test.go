@@ -65,6 +65,23 @@ func (f *fakeUsers) FindUser(ctx context.Context, key, value, email string) ([]i
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("FindUser", email)
+	return f.find(ids, email)
+}
+
+// FindOrCreateUser is one call, as it is one request to the real site.
+func (f *fakeUsers) FindOrCreateUser(ctx context.Context, key, value string, nu wordpress.NewUser) ([]int64, *wordpress.User, bool, error) {
+	ids, _ := f.UsersByMeta(ctx, key, value)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("FindOrCreateUser", shownNewUser(nu))
+	if ids, u, _ := f.find(ids, nu.Email); u != nil {
+		return ids, u, false, nil
+	}
+	u, err := f.create(nu)
+	return ids, u, err == nil, err
+}
+
+func (f *fakeUsers) find(ids []int64, email string) ([]int64, *wordpress.User, error) {
 	for _, id := range ids {
 		for _, u := range f.users {
 			if u.ID == id {
@@ -98,9 +115,17 @@ func (f *fakeUsers) UsersByMeta(_ context.Context, key, value string) ([]int64, 
 func (f *fakeUsers) CreateUser(_ context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	shown := nu
-	shown.Password = "<" + passwordKind(nu.Password) + ">"
-	f.record("CreateUser", shown)
+	f.record("CreateUser", shownNewUser(nu))
+	return f.create(nu)
+}
+
+// shownNewUser is nu as the golden files record it: the password's kind, not the password.
+func shownNewUser(nu wordpress.NewUser) wordpress.NewUser {
+	nu.Password = "<" + passwordKind(nu.Password) + ">"
+	return nu
+}
+
+func (f *fakeUsers) create(nu wordpress.NewUser) (*wordpress.User, error) {
 	for _, u := range f.users {
 		if strings.EqualFold(u.Username, nu.Username) {
 			return nil, &wordpress.Error{Op: "create user", Status: 500, Code: "existing_user_login"}

@@ -38,6 +38,13 @@ func (u fencedUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wor
 	return u.Users.CreateUser(ctx, nu)
 }
 
+func (u fencedUsers) FindOrCreateUser(ctx context.Context, key, value string, nu wordpress.NewUser) ([]int64, *wordpress.User, bool, error) {
+	if err := WriteFenceErr(ctx); err != nil {
+		return nil, nil, false, err
+	}
+	return u.Users.FindOrCreateUser(ctx, key, value, nu)
+}
+
 func (u fencedUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
 	if err := WriteFenceErr(ctx); err != nil {
 		return nil, err

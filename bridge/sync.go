@@ -113,6 +113,14 @@ func (s *Syncer) Apply(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if req.Action == ActionAdd && !s.deactivatedByTag(c) {
+		// An add finds the user or creates it in one request. A contact
+		// that could not make a new user (no email, say) may still have
+		// one: it is looked up below, and refused only if it has none.
+		if nu, err := s.newUserFor(ctx, req, c); err == nil {
+			return s.create(ctx, req, c, nu, true)
+		}
+	}
 	u, err := s.findUser(ctx, c)
 	if err != nil {
 		return Result{}, err
@@ -127,7 +135,11 @@ func (s *Syncer) Apply(ctx context.Context, req Request) (Result, error) {
 		if req.Action != ActionAdd {
 			return Result{}, refuse("no WordPress user is linked to contact %s or has its email", c.ID)
 		}
-		return s.create(ctx, req, c)
+		nu, err := s.newUserFor(ctx, req, c)
+		if err != nil {
+			return Result{}, err
+		}
+		return s.create(ctx, req, c, nu, false)
 	}
 	return s.update(ctx, req, c, u)
 }
@@ -188,6 +200,17 @@ func (u dryUsers) UsersByMeta(ctx context.Context, key, value string) ([]int64, 
 
 func (u dryUsers) Meta(ctx context.Context, id int64, keys ...string) (map[string]wordpress.MetaValue, error) {
 	return u.real.Meta(ctx, id, keys...)
+}
+
+// FindOrCreateUser reads as FindUser does and answers a create as
+// CreateUser does.
+func (u dryUsers) FindOrCreateUser(ctx context.Context, key, value string, nu wordpress.NewUser) ([]int64, *wordpress.User, bool, error) {
+	ids, found, err := u.real.FindUser(ctx, key, value, nu.Email)
+	if err != nil || found != nil {
+		return ids, found, false, err
+	}
+	created, err := u.CreateUser(ctx, nu)
+	return ids, created, true, err
 }
 
 func (u dryUsers) CreateUser(_ context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
@@ -301,26 +324,38 @@ func (s *Syncer) findUser(ctx context.Context, c *highlevel.Contact) (*wordpress
 	if err != nil {
 		return nil, fmt.Errorf("find user of contact %s: %w", c.ID, err)
 	}
+	s.warnLinked(ctx, c, ids)
+	return u, nil
+}
+
+func (s *Syncer) warnLinked(ctx context.Context, c *highlevel.Contact, ids []int64) {
 	if len(ids) > 1 {
 		s.logger.WarnContext(ctx, "several users are linked to one contact; using the oldest",
 			slog.String("contact_id", c.ID), slog.Any("user_ids", ids))
 	}
-	return u, nil
 }
 
-// create makes the contact's user. A duplicate-email answer means another
-// request created it meanwhile: then the request updates that user.
-func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) (Result, error) {
+// newUser is the user create would make for the contact: its login,
+// password, role, fields and meta, with the pending flags of what is left
+// to do once it exists.
+type newUser struct {
+	wordpress.NewUser
+	changed []string // the fields and meta keys it sets, for the Result
+}
+
+// newUserFor works out the contact's new user; an error refuses the
+// create (no email, say).
+func (s *Syncer) newUserFor(ctx context.Context, req Request, c *highlevel.Contact) (*newUser, error) {
 	if c.Email == "" {
-		return Result{}, refuse("contact %s has no email; WordPress needs one to create a user", c.ID)
+		return nil, refuse("contact %s has no email; WordPress needs one to create a user", c.ID)
 	}
 	fields, err := s.fieldValues(ctx, c)
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	login, err := s.customValue(ctx, c, s.cfg.UsernameField)
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	if login == "" {
 		login = c.Email
@@ -333,7 +368,7 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 	password := req.Password
 	if password == "" {
 		if password, err = s.customValue(ctx, c, s.cfg.PasswordField); err != nil {
-			return Result{}, err
+			return nil, err
 		}
 	}
 	generated := password == ""
@@ -359,15 +394,35 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 	}
 	// One request creates the user with its meta: no user is ever left
 	// without its contact link.
-	nu := wordpress.NewUser{
+	return &newUser{NewUser: wordpress.NewUser{
 		Username: login, Email: c.Email, Password: password, Roles: []string{role},
 		FirstName: fields.core["first_name"], LastName: fields.core["last_name"],
 		Nickname: fields.core["nickname"], Name: fields.core["display_name"],
 		Description: fields.core["description"], URL: fields.core["url"], Meta: meta,
-	}
-	var u *wordpress.User
+	}, changed: changed}, nil
+}
+
+// create makes the contact's user nu; with find, in the request that first
+// looks the user up, and if it exists (or another request creates it
+// meanwhile: a duplicate-email answer) it updates that user instead.
+func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact, nu *newUser, find bool) (Result, error) {
+	var (
+		u   *wordpress.User
+		err error
+	)
+	login := nu.Username
 	for try := 0; ; try++ {
-		u, err = s.users.CreateUser(ctx, nu)
+		if find && try == 0 {
+			var ids []int64
+			var created bool
+			ids, u, created, err = s.users.FindOrCreateUser(ctx, s.cfg.ContactIDMetaKey, c.ID, nu.NewUser)
+			if err == nil && !created {
+				s.warnLinked(ctx, c, ids)
+				return s.update(ctx, req, c, u)
+			}
+		} else {
+			u, err = s.users.CreateUser(ctx, nu.NewUser)
+		}
 		if err == nil {
 			break
 		}
@@ -388,11 +443,11 @@ func (s *Syncer) create(ctx context.Context, req Request, c *highlevel.Contact) 
 		nu.Username = login + "-" + strconv.Itoa(1000+rand.IntN(9000))
 	}
 	s.logger.InfoContext(ctx, "created user", slog.String("contact_id", c.ID), slog.Int64("user_id", u.ID))
-	if meta[pendingPasswordKey] != nil {
-		s.passwords.put(u.ID, heldPassword{password: password})
+	if nu.Meta[pendingPasswordKey] != nil {
+		s.passwords.put(u.ID, heldPassword{password: nu.Password})
 	}
-	res := Result{UserID: u.ID, Created: true, Changed: changed}
-	return s.finishPending(ctx, c, u.ID, meta, res)
+	res := Result{UserID: u.ID, Created: true, Changed: nu.changed}
+	return s.finishPending(ctx, c, u.ID, nu.Meta, res)
 }
 
 // createError turns a create failure into the error the caller sees.

@@ -37,8 +37,9 @@ func (c *Client) Companion(ctx context.Context) (*CompanionStatus, error) {
 // which a super admin who is a subscriber here would look harmless; makes
 // creating a user atomic per email; and sends a pending new-user
 // notification at most once (SendPendingNotification). 1.3.0 finds a
-// contact's user in one request (FindUser).
-const MinCompanionVersion = "1.3.0"
+// contact's user in one request (FindUser); 1.4.0 finds it or creates it
+// in one request (FindOrCreateUser).
+const MinCompanionVersion = "1.4.0"
 
 // versionLess compares dotted version numbers: "1.9.0" < "1.10.0".
 func versionLess(a, b string) bool {
@@ -208,6 +209,37 @@ func (c *Client) FindUser(ctx context.Context, key, value, email string) (ids []
 	}
 	slices.Sort(out.Users)
 	return out.Users, out.User, nil
+}
+
+// FindOrCreateUser is FindUser(key, value, nu.Email) and, when that finds
+// no user, CreateUser(nu), in one request: u is the user found, or the one
+// created when created is true; ids are the users linked by key and value,
+// ascending. The create fails as CreateUser's does (ErrDuplicateEmail when
+// another request created a user with the email since the lookup), and
+// nothing is created then.
+func (c *Client) FindOrCreateUser(ctx context.Context, key, value string, nu NewUser) (ids []int64, u *User, created bool, err error) {
+	if err := checkMetaValues("find or create user", nu.Meta); err != nil {
+		return nil, nil, false, err
+	}
+	body := struct {
+		MetaKey   string  `json:"meta_key"`
+		MetaValue string  `json:"meta_value"`
+		User      NewUser `json:"user"`
+	}{key, value, nu}
+	var out struct {
+		Users   []int64 `json:"users"`
+		User    *User   `json:"user"`
+		Created bool    `json:"created"`
+	}
+	if _, err := c.do(ctx, call{op: "find user by meta " + key + " or email, else create it", method: http.MethodPost,
+		route: "/hlbridge/v1/users", body: body, out: &out}); err != nil {
+		return nil, nil, false, err
+	}
+	if out.User == nil {
+		return nil, nil, false, &Error{Op: "find or create user", Err: errors.New("the companion answered with no user")}
+	}
+	slices.Sort(out.Users)
+	return out.Users, out.User, out.Created, nil
 }
 
 // Notify names who gets WordPress's new-user notification.

@@ -457,6 +457,55 @@ func TestFindUser(t *testing.T) {
 	}
 }
 
+func TestFindOrCreateUser(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	const key = "highlevel_contact_id"
+	email := wordpresstest.UniqueEmail(t)
+	contact := "findOrCreate" + strings.ReplaceAll(email, "@", "")
+	nu := wordpress.NewUser{Username: wordpress.SanitizeLogin(email), Email: email, Password: "pw-" + email,
+		Roles: []string{"subscriber"}, FirstName: "Ada", Meta: map[string]wordpress.MetaValue{key: contact}}
+
+	ids, u, created, err := c.FindOrCreateUser(ctx(t), key, contact, nu)
+	if err != nil || !created || u == nil || len(ids) != 0 {
+		t.Fatalf("a new person: %v, %+v, %v, %v; want a user created", ids, u, created, err)
+	}
+	want, err := c.UserByID(ctx(t), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(u, want) || u.FirstName != "Ada" {
+		t.Errorf("the user created differs from UserByID's:\n%+v\n%+v", u, want)
+	}
+	if m, err := c.Meta(ctx(t), u.ID, key); err != nil || m[key] != contact {
+		t.Errorf("its contact link: %v, %v; want %s", m, err, contact)
+	}
+
+	again := nu
+	again.Email, again.Username = "other-"+email, wordpress.SanitizeLogin("other-"+email)
+	ids, found, created, err := c.FindOrCreateUser(ctx(t), key, contact, again)
+	if err != nil || created || found == nil || found.ID != u.ID || !reflect.DeepEqual(ids, []int64{u.ID}) {
+		t.Fatalf("the same contact again: %v, %+v, %v, %v; want user %d found", ids, found, created, err, u.ID)
+	}
+	if _, err := c.UserByEmail(ctx(t), again.Email); !errors.Is(err, wordpress.ErrNotFound) {
+		t.Errorf("a user was found, yet one was created for %s: %v", again.Email, err)
+	}
+
+	taken := again
+	taken.Username = nu.Username
+	if _, _, _, err := c.FindOrCreateUser(ctx(t), key, contact+"-login", taken); !errors.Is(err, wordpress.ErrDuplicateLogin) {
+		t.Errorf("a taken login: err = %v, want ErrDuplicateLogin", err)
+	}
+	protected := again
+	protected.Meta = map[string]wordpress.MetaValue{"wp_capabilities": "x"}
+	if _, _, _, err := c.FindOrCreateUser(ctx(t), key, contact+"-meta", protected); !errors.Is(err, wordpress.ErrProtectedMeta) {
+		t.Errorf("a protected meta key: err = %v, want ErrProtectedMeta", err)
+	}
+	if _, err := c.UserByEmail(ctx(t), again.Email); !errors.Is(err, wordpress.ErrNotFound) {
+		t.Errorf("a refused create made a user: %v", err)
+	}
+}
+
 func TestDeleteUser(t *testing.T) {
 	t.Parallel()
 	c, _ := newClient(t)

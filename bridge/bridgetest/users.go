@@ -13,8 +13,9 @@ import (
 // the first call.
 type CountingUsers struct {
 	bridge.Users
-	// Reads counts UserByID, FindUser, UsersByMeta and Meta; the others
-	// count one write call each.
+	// Reads counts UserByID, FindUser, UsersByMeta and Meta, and a
+	// FindOrCreateUser that created nothing; the others count one write
+	// call each (a FindOrCreateUser that created, one create).
 	Reads, Creates, Updates, Metas, Notifications atomic.Int64
 }
 
@@ -48,6 +49,17 @@ func (c *CountingUsers) Meta(ctx context.Context, id int64, keys ...string) (map
 func (c *CountingUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
 	c.Creates.Add(1)
 	return c.Users.CreateUser(ctx, nu)
+}
+
+// FindOrCreateUser counts as a create when it created, else as a read.
+func (c *CountingUsers) FindOrCreateUser(ctx context.Context, key, value string, nu wordpress.NewUser) ([]int64, *wordpress.User, bool, error) {
+	ids, u, created, err := c.Users.FindOrCreateUser(ctx, key, value, nu)
+	if created {
+		c.Creates.Add(1)
+	} else {
+		c.Reads.Add(1)
+	}
+	return ids, u, created, err
 }
 
 func (c *CountingUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {

@@ -292,19 +292,35 @@ func (h *heldUsers) hold(contactID string) *hold {
 	return hd
 }
 
-func (h *heldUsers) FindUser(ctx context.Context, key, value, email string) ([]int64, *wordpress.User, error) {
+// wait holds a sync of contactID while it is held.
+func (h *heldUsers) wait(ctx context.Context, contactID string) error {
 	h.mu.Lock()
-	hd := h.held[value]
+	hd := h.held[contactID]
 	h.mu.Unlock()
-	if hd != nil {
-		hd.once.Do(func() { close(hd.entered) })
-		select {
-		case <-hd.release:
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		}
+	if hd == nil {
+		return nil
+	}
+	hd.once.Do(func() { close(hd.entered) })
+	select {
+	case <-hd.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *heldUsers) FindUser(ctx context.Context, key, value, email string) ([]int64, *wordpress.User, error) {
+	if err := h.wait(ctx, value); err != nil {
+		return nil, nil, err
 	}
 	return h.Users.FindUser(ctx, key, value, email)
+}
+
+func (h *heldUsers) FindOrCreateUser(ctx context.Context, key, value string, nu wordpress.NewUser) ([]int64, *wordpress.User, bool, error) {
+	if err := h.wait(ctx, value); err != nil {
+		return nil, nil, false, err
+	}
+	return h.Users.FindOrCreateUser(ctx, key, value, nu)
 }
 
 // An update_tags with role= that waits beside an add is merged into that

@@ -94,8 +94,8 @@ func TestQueueSyncWaitsForOutcome(t *testing.T) {
 	}
 }
 
-// gatedUsers holds every CreateUser until the gate opens, and counts how
-// many syncs are in WordPress at once.
+// gatedUsers holds every CreateUser and FindOrCreateUser (an add's
+// lookup, which may create) until the gate opens.
 type gatedUsers struct {
 	bridge.Users
 	entered chan struct{}
@@ -104,9 +104,18 @@ type gatedUsers struct {
 }
 
 func (g *gatedUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
+	g.wait()
+	return g.Users.CreateUser(ctx, nu)
+}
+
+func (g *gatedUsers) FindOrCreateUser(ctx context.Context, key, value string, nu wordpress.NewUser) ([]int64, *wordpress.User, bool, error) {
+	g.wait()
+	return g.Users.FindOrCreateUser(ctx, key, value, nu)
+}
+
+func (g *gatedUsers) wait() {
 	g.once.Do(func() { close(g.entered) })
 	<-g.gate
-	return g.Users.CreateUser(ctx, nu)
 }
 
 // A webhook that arrives while its contact's sync runs leads to exactly one
@@ -494,7 +503,7 @@ func TestMetrics(t *testing.T) {
 		`hlbridge_webhooks_total{action="add",status="202"} 1`,
 		`hlbridge_webhooks_total{action="add",status="401"} 1`,
 		`hlbridge_syncs_total{outcome="done"} 1`,
-		`hlbridge_wordpress_calls_total{call="create_user"} 1`,
+		`hlbridge_wordpress_calls_total{call="find_or_create_user"} 1`,
 		`hlbridge_events_queued 0`,
 		`hlbridge_sync_duration_seconds_count 1`,
 	} {

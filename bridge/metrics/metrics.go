@@ -167,6 +167,11 @@ func (c countedUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wo
 	return c.Users.CreateUser(ctx, nu)
 }
 
+func (c countedUsers) FindOrCreateUser(ctx context.Context, key, value string, nu wordpress.NewUser) ([]int64, *wordpress.User, bool, error) {
+	c.count("find_or_create_user")
+	return c.Users.FindOrCreateUser(ctx, key, value, nu)
+}
+
 func (c countedUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
 	c.count("update_user")
 	return c.Users.UpdateUser(ctx, id, up)

@@ -174,7 +174,8 @@ type drainResult struct {
 	limits                        []int           // the WordPress concurrency limit, sampled during the storm
 	lone, loneWrite               []time.Duration // lone webhooks after the drain, sorted: to applied, to their user created
 	loneSync                      time.Duration   // a lone sync=true webhook, to answered
-	updateTimes, lookupTimes      []time.Duration // of the bridge's user updates and meta lookups, sorted
+	updateTimes, lookupTimes      []time.Duration // of the bridge's user updates and lookups, sorted
+	createTimes                   []time.Duration // of its creates (a lookup that created included), sorted
 	pageErrs                      int
 	pageStatus                    string
 }
@@ -339,7 +340,7 @@ feed:
 
 	res.creates, res.updates, res.metas, res.nots = users.Creates.Load(), users.Updates.Load(), users.Metas.Load(), users.Notifications.Load()
 	res.writes, res.reads = users.Writes(), users.Reads.Load()
-	res.updateTimes, res.lookupTimes = timed.cut()
+	res.updateTimes, res.lookupTimes, res.createTimes = timed.cut()
 	if fake != nil {
 		for _, r := range fake.Requests() {
 			res.hlCalls++
@@ -371,13 +372,13 @@ feed:
 	return res, nil
 }
 
-// timedUsers keeps the response times of the bridge's user updates and
-// meta lookups, the two requests every sync of the storm makes.
+// timedUsers keeps the response times of the bridge's user creates,
+// updates and lookups, the requests the syncs of the storm make.
 type timedUsers struct {
 	bridge.Users
-	mu               sync.Mutex
-	updates, lookups []time.Duration
-	lastWrite        time.Time // when the last user create or update was answered
+	mu                        sync.Mutex
+	creates, updates, lookups []time.Duration
+	lastWrite                 time.Time // when the last user create or update was answered
 }
 
 func (u *timedUsers) UpdateUser(ctx context.Context, id int64, up wordpress.UserUpdate) (*wordpress.User, error) {
@@ -390,8 +391,25 @@ func (u *timedUsers) UpdateUser(ctx context.Context, id int64, up wordpress.User
 }
 
 func (u *timedUsers) CreateUser(ctx context.Context, nu wordpress.NewUser) (*wordpress.User, error) {
-	defer u.wrote()
+	t0 := time.Now()
+	defer func() {
+		u.keep(&u.creates, t0)
+		u.wrote()
+	}()
 	return u.Users.CreateUser(ctx, nu)
+}
+
+// FindOrCreateUser counts as a create when it created, else as a lookup.
+func (u *timedUsers) FindOrCreateUser(ctx context.Context, key, value string, nu wordpress.NewUser) ([]int64, *wordpress.User, bool, error) {
+	t0 := time.Now()
+	ids, found, created, err := u.Users.FindOrCreateUser(ctx, key, value, nu)
+	if created {
+		u.keep(&u.creates, t0)
+		u.wrote()
+	} else {
+		u.keep(&u.lookups, t0)
+	}
+	return ids, found, created, err
 }
 
 func (u *timedUsers) wrote() {
@@ -420,13 +438,14 @@ func (u *timedUsers) keep(into *[]time.Duration, t0 time.Time) {
 }
 
 // cut returns the times so far, sorted.
-func (u *timedUsers) cut() (updates, lookups []time.Duration) {
+func (u *timedUsers) cut() (updates, lookups, creates []time.Duration) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	updates, lookups = u.updates, u.lookups
+	updates, lookups, creates = u.updates, u.lookups, u.creates
 	slices.Sort(updates)
 	slices.Sort(lookups)
-	return updates, lookups
+	slices.Sort(creates)
+	return updates, lookups, creates
 }
 
 // loneRuns is how many lone webhooks are timed after the drain.
@@ -754,8 +773,9 @@ func printDrain(w io.Writer, head string, o drainOpts, rs []*drainResult) {
 			}
 			return limitSummary(r.limits)
 		}),
-		row("the bridge's user updates / lookups p50 / p95", func(r *drainResult) string {
-			return fmt.Sprintf("%s / %s ms; %s / %s ms", ms(pctOf(r.updateTimes, .5)), ms(pctOf(r.updateTimes, .95)),
+		row("the bridge's user creates / updates / lookups p50 / p95", func(r *drainResult) string {
+			return fmt.Sprintf("%s / %s ms; %s / %s ms; %s / %s ms", ms(pctOf(r.createTimes, .5)), ms(pctOf(r.createTimes, .95)),
+				ms(pctOf(r.updateTimes, .5)), ms(pctOf(r.updateTimes, .95)),
 				ms(pctOf(r.lookupTimes, .5)), ms(pctOf(r.lookupTimes, .95)))
 		}),
 		row(fmt.Sprintf("%d lone webhooks after the drain: user created / applied in, median (min–max)", loneRuns), func(r *drainResult) string {

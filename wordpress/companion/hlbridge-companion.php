@@ -2,7 +2,7 @@
 /**
  * Plugin Name:       hlbridge companion
  * Description:       REST routes the hlbridge service needs and WordPress lacks: reading and writing any (unprotected) user meta, finding users by a meta value, and sending WordPress's own new-user email.
- * Version:           1.3.0
+ * Version:           1.4.0
  * Requires at least: 5.6
  * Requires PHP:      7.4
  *
@@ -23,7 +23,7 @@
  *        {"roles":{"subscriber":{"name":"Subscriber","capabilities":["level_0","read"]},...}}
  *        every role of the site with the capabilities it grants, sorted
  *   GET  /hlbridge/v1/status                      capability list_users
- *        {"plugin":"hlbridge-companion","version":"1.3.0","wordpress":"6.1.9",
+ *        {"plugin":"hlbridge-companion","version":"1.4.0","wordpress":"6.1.9",
  *         "multisite":false,"meta_prefix":"wp_"}
  *   GET  /hlbridge/v1/users/{id}/meta?keys=a,b    capabilities edit_users and edit_user {id}
  *        (or keys[]=a&keys[]=b)
@@ -44,6 +44,15 @@
  *        without regard to case, else null; as GET /wp/v2/users/{id}?context=edit
  *        shows it (that request runs inside, with its own permission checks).
  *        A contact's user is then found in one request, not two or three.
+ *   POST /hlbridge/v1/users                       capabilities list_users and create_users (since 1.4.0)
+ *        body {"meta_key":K,"meta_value":V,"user":{...}}; "user" is a new
+ *        user as POST /wp/v2/users takes it (hlbridge_meta included). Finds
+ *        the user as GET with email=user.email does and answers
+ *        {"users":[12],"user":{...},"created":false}; when there is none,
+ *        creates "user" through POST /wp/v2/users run inside (its own
+ *        checks, errors and the one-user-per-email lock apply) and answers
+ *        201 {"users":[],"user":{...the new user...},"created":true}.
+ *        A new contact's user is then looked up and created in one request.
  *   POST /hlbridge/v1/users/{id}/notify           capabilities create_users and edit_user {id}
  *        body {"notify":"user"|"admin"|"both"} (default "user"); runs
  *        wp_new_user_notification() so the site's own mail customisations apply
@@ -110,7 +119,7 @@
 defined('ABSPATH') || exit;
 
 if (!defined('HLBRIDGE_COMPANION_VERSION')) {
-	define('HLBRIDGE_COMPANION_VERSION', '1.3.0');
+	define('HLBRIDGE_COMPANION_VERSION', '1.4.0');
 }
 
 if (!class_exists('HLBridge_Companion')) {
@@ -179,13 +188,25 @@ if (!class_exists('HLBridge_Companion')) {
 			));
 
 			register_rest_route(self::REST_NAMESPACE, '/users', array(
-				'methods'             => WP_REST_Server::READABLE,
-				'callback'            => array(__CLASS__, 'find_users'),
-				'permission_callback' => array(__CLASS__, 'can_list_users'),
-				'args'                => array(
-					'meta_key'   => array('description' => 'The user meta key to match.'),
-					'meta_value' => array('description' => 'The exact value it must have.'),
-					'email'      => array('description' => 'Also answer with the user found: the oldest matching one, else the one with this email.'),
+				array(
+					'methods'             => WP_REST_Server::READABLE,
+					'callback'            => array(__CLASS__, 'find_users'),
+					'permission_callback' => array(__CLASS__, 'can_list_users'),
+					'args'                => array(
+						'meta_key'   => array('description' => 'The user meta key to match.'),
+						'meta_value' => array('description' => 'The exact value it must have.'),
+						'email'      => array('description' => 'Also answer with the user found: the oldest matching one, else the one with this email.'),
+					),
+				),
+				array(
+					'methods'             => 'POST',
+					'callback'            => array(__CLASS__, 'find_or_create_user'),
+					'permission_callback' => array(__CLASS__, 'can_find_or_create'),
+					'args'                => array(
+						'meta_key'   => array('description' => 'The user meta key to match.'),
+						'meta_value' => array('description' => 'The exact value it must have.'),
+						'user'       => array('description' => 'The user to create when none is found, as POST /wp/v2/users takes it; its email is also looked up.'),
+					),
 				),
 			));
 
@@ -263,6 +284,11 @@ if (!class_exists('HLBridge_Companion')) {
 				return $ok;
 			}
 			return self::require_user_cap($request, 'edit_user');
+		}
+
+		/** Permission for find-or-create: list_users and create_users. */
+		public static function can_find_or_create() {
+			return self::require_caps(array('list_users', 'create_users'));
 		}
 
 		/** Permission for notify: create_users, and edit_user for that user. */
@@ -577,8 +603,51 @@ if (!class_exists('HLBridge_Companion')) {
 
 		/** GET /users?meta_key=K&meta_value=V: ids of the users whose K is exactly V. */
 		public static function find_users(WP_REST_Request $request) {
-			$key   = $request->get_param('meta_key');
-			$value = $request->get_param('meta_value');
+			$email = $request->get_param('email');
+			if (null !== $email && !is_string($email)) {
+				return new WP_Error('hlbridge_missing_param', 'email must be a string.', array('status' => 400));
+			}
+			$answer = self::find($request->get_param('meta_key'), $request->get_param('meta_value'), $email);
+			return is_wp_error($answer) ? $answer : new WP_REST_Response($answer, 200);
+		}
+
+		/**
+		 * POST /users: the user GET /users?email= would answer with, else a new
+		 * one, created by POST /wp/v2/users run inside (its own checks, the
+		 * email lock and the hlbridge_meta field apply as to any create). One
+		 * request where a sync of a new contact took two. Since 1.4.0.
+		 */
+		public static function find_or_create_user(WP_REST_Request $request) {
+			$new = $request->get_param('user');
+			if (!is_array($new) || !isset($new['email']) || !is_string($new['email'])) {
+				return new WP_Error('hlbridge_missing_param', 'Give "user", the user to create as POST /wp/v2/users takes it, with its email.', array('status' => 400));
+			}
+			$answer = self::find($request->get_param('meta_key'), $request->get_param('meta_value'), $new['email']);
+			if (is_wp_error($answer)) {
+				return $answer;
+			}
+			if (null !== $answer['user']) {
+				$answer['created'] = false;
+				return new WP_REST_Response($answer, 200);
+			}
+			$inner = new WP_REST_Request('POST', '/wp/v2/users');
+			$inner->set_query_params(array('context' => 'edit'));
+			$inner->set_body_params($new);
+			$response = rest_do_request($inner);
+			if ($response->is_error()) {
+				return $response->as_error();
+			}
+			$answer['user']    = rest_get_server()->response_to_data($response, false);
+			$answer['created'] = true;
+			return new WP_REST_Response($answer, 201);
+		}
+
+		/**
+		 * The ids of the users whose $key is exactly $value and, when $email
+		 * is not null, "user": the oldest of them, else the oldest user whose
+		 * email is $email without regard to case, else null.
+		 */
+		private static function find($key, $value, $email) {
 			if (!is_string($key) || '' === $key || !is_string($value) || '' === $value) {
 				return new WP_Error('hlbridge_missing_param', 'Give both meta_key and meta_value.', array('status' => 400));
 			}
@@ -606,12 +675,8 @@ if (!class_exists('HLBridge_Companion')) {
 			sort($ids, SORT_NUMERIC);
 			$ids    = array_values(array_unique($ids));
 			$answer = array('users' => $ids);
-			$email  = $request->get_param('email');
 			if (null === $email) {
-				return new WP_REST_Response($answer, 200);
-			}
-			if (!is_string($email)) {
-				return new WP_Error('hlbridge_missing_param', 'email must be a string.', array('status' => 400));
+				return $answer;
 			}
 			$answer['user'] = null;
 			foreach ($ids as $id) {
@@ -621,7 +686,7 @@ if (!class_exists('HLBridge_Companion')) {
 				}
 				if (null !== $user) {
 					$answer['user'] = $user;
-					return new WP_REST_Response($answer, 200);
+					return $answer;
 				}
 			}
 			// No linked user (or all were deleted meanwhile): look the email up,
@@ -650,7 +715,7 @@ if (!class_exists('HLBridge_Companion')) {
 					}
 				}
 			}
-			return new WP_REST_Response($answer, 200);
+			return $answer;
 		}
 
 		/**

@@ -66,7 +66,7 @@ func TestCompanionStatus(t *testing.T) {
 	r.decode(t, &got)
 	want := map[string]any{
 		"plugin":      "hlbridge-companion",
-		"version":     "1.3.0",
+		"version":     "1.4.0",
 		"wordpress":   site.Eval(t, `echo get_bloginfo('version');`),
 		"multisite":   false,
 		"meta_prefix": "wp_",
@@ -74,7 +74,7 @@ func TestCompanionStatus(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("status = %v, want %v", got, want)
 	}
-	if v := site.Eval(t, `echo HLBRIDGE_COMPANION_VERSION;`); v != "1.3.0" {
+	if v := site.Eval(t, `echo HLBRIDGE_COMPANION_VERSION;`); v != "1.4.0" {
 		t.Errorf("HLBRIDGE_COMPANION_VERSION = %q", v)
 	}
 }
@@ -571,5 +571,144 @@ echo $wpdb->get_var($wpdb->prepare('SELECT IS_FREE_LOCK(%s)', 'hlbridge_email_' 
 	c.do(t, http.MethodPost, "/wp/v2/users", nil, user("fourth")).want(t, http.StatusInternalServerError, "existing_user_email")
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("a create waited %v for the lock", d)
+	}
+}
+
+// findOrCreateReply is the answer of POST /hlbridge/v1/users.
+type findOrCreateReply struct {
+	Users   []int64        `json:"users"`
+	User    map[string]any `json:"user"`
+	Created bool           `json:"created"`
+}
+
+// POST /hlbridge/v1/users finds the user as GET does and creates it, as
+// POST /wp/v2/users does, only when there is none.
+func TestCompanionFindOrCreate(t *testing.T) {
+	t.Parallel()
+	c := adminClient(site)
+	email := UniqueEmail(t)
+	_, random, _ := strings.Cut(strings.TrimSuffix(email, "@example.test"), "+")
+	contact := "Fc" + random
+	newUser := func(email string, meta map[string]any) map[string]any {
+		return map[string]any{
+			"username": "foc_" + strings.NewReplacer("@", "_", "+", "_").Replace(email),
+			"email":    email, "password": "Aa1!" + strings.Repeat("x", 20), "roles": []string{"subscriber"},
+			"first_name": "Find", "hlbridge_meta": meta,
+		}
+	}
+	call := func(contact string, user map[string]any) reply {
+		t.Helper()
+		return c.do(t, http.MethodPost, "/hlbridge/v1/users", nil, map[string]any{
+			"meta_key": "highlevel_contact_id", "meta_value": contact, "user": user})
+	}
+	userID := func(got findOrCreateReply) int64 {
+		id, _ := got.User["id"].(float64)
+		return int64(id)
+	}
+
+	// None: created, with its meta, and shown as GET /wp/v2/users/{id}?context=edit shows it.
+	r := call(contact, newUser(email, map[string]any{"highlevel_contact_id": contact, "highlevel_tags": []string{"a", "b"}}))
+	r.want(t, http.StatusCreated, "")
+	var got findOrCreateReply
+	r.decode(t, &got)
+	id := userID(got)
+	if !got.Created || id == 0 || len(got.Users) != 0 {
+		t.Fatalf("first call: %s; want a new user", r.body)
+	}
+	var shown map[string]any
+	c.do(t, http.MethodGet, "/wp/v2/users/"+strconv.FormatInt(id, 10), url.Values{"context": {"edit"}}, nil).decode(t, &shown)
+	delete(shown, "_links")
+	delete(got.User, "_links")
+	if !reflect.DeepEqual(got.User, shown) {
+		t.Errorf("the new user as answered:\n%v\nas GET shows it:\n%v", got.User, shown)
+	}
+	var meta metaReply
+	c.do(t, http.MethodGet, metaRoute(id), url.Values{"keys": {"highlevel_contact_id,highlevel_tags"}}, nil).decode(t, &meta)
+	if want := map[string]any{"highlevel_contact_id": contact, "highlevel_tags": []any{"a", "b"}}; !reflect.DeepEqual(meta.Meta, want) {
+		t.Errorf("its meta = %v, want %v", meta.Meta, want)
+	}
+
+	// Found by the contact id, also when the email has changed since: nothing created.
+	r = call(contact, newUser("changed-"+email, nil))
+	r.want(t, http.StatusOK, "")
+	got = findOrCreateReply{}
+	r.decode(t, &got)
+	if got.Created || userID(got) != id || !reflect.DeepEqual(got.Users, []int64{id}) {
+		t.Errorf("by contact id: %s; want user %d found", shorten(string(r.body), 300), id)
+	}
+	// Found by the email, in another case, for a contact without a user.
+	r = call(contact+"-other", newUser(strings.ToUpper(email), nil))
+	r.want(t, http.StatusOK, "")
+	got = findOrCreateReply{}
+	r.decode(t, &got)
+	if got.Created || userID(got) != id || len(got.Users) != 0 {
+		t.Errorf("by email: %s; want user %d found", shorten(string(r.body), 300), id)
+	}
+
+	// A refused create answers as POST /wp/v2/users would, and creates nothing.
+	taken := newUser("login-taken-"+email, nil)
+	taken["username"] = newUser(email, nil)["username"]
+	call(contact+"-login", taken).want(t, http.StatusInternalServerError, "existing_user_login")
+	r = call(contact+"-meta", newUser("protected-"+email, map[string]any{"wp_capabilities": "x"}))
+	r.want(t, http.StatusBadRequest, "rest_invalid_param")
+	if !strings.Contains(string(r.body), "hlbridge_protected_meta_key") {
+		t.Errorf("a protected meta key: %s; want hlbridge_protected_meta_key in the details", shorten(string(r.body), 300))
+	}
+	for _, e := range []string{"login-taken-" + email, "protected-" + email} {
+		if n := site.Eval(t, `echo email_exists($args[0]) ? 'yes' : 'no';`, e); n != "no" {
+			t.Errorf("a refused create made user %s", e)
+		}
+	}
+
+	for name, body := range map[string]map[string]any{
+		"no user":            {"meta_key": "highlevel_contact_id", "meta_value": contact},
+		"user without email": {"meta_key": "highlevel_contact_id", "meta_value": contact, "user": map[string]any{"username": "x"}},
+		"user not an object": {"meta_key": "highlevel_contact_id", "meta_value": contact, "user": "x"},
+		"no meta value":      {"meta_key": "highlevel_contact_id", "user": newUser("nometa-"+email, nil)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c.do(t, http.MethodPost, "/hlbridge/v1/users", nil, body).want(t, http.StatusBadRequest, "hlbridge_missing_param")
+		})
+	}
+	call(contact, map[string]any{"email": "x@example.test"}).want(t, http.StatusOK, "") // found: the user is not checked
+	c.do(t, http.MethodPost, "/hlbridge/v1/users", nil, map[string]any{"meta_key": "wp_capabilities", "meta_value": "x",
+		"user": newUser("capkey-"+email, nil)}).want(t, http.StatusBadRequest, "hlbridge_protected_meta_key")
+}
+
+// Concurrent find-or-creates of one new person make one user: the others
+// wait for the email lock and are told the email is taken.
+func TestCompanionFindOrCreateOneUserPerEmail(t *testing.T) {
+	t.Parallel()
+	site.SlowEmailCheck(t)
+	c := adminClient(site)
+	email := SlowEmailCheckMarker + UniqueEmail(t)
+	const calls = 5
+	statuses := make([]int, calls)
+	codes := make([]string, calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			r := c.do(t, http.MethodPost, "/hlbridge/v1/users", nil, map[string]any{
+				"meta_key": "highlevel_contact_id", "meta_value": fmt.Sprintf("race-%d-%s", i, email),
+				"user": map[string]any{"username": fmt.Sprintf("race-%d-%s", i, email[strings.IndexByte(email, '+')+1:strings.IndexByte(email, '@')]),
+					"email": email, "password": "Aa1!" + strings.Repeat("x", 20)},
+			})
+			statuses[i], codes[i] = r.status, r.code()
+		})
+	}
+	wg.Wait()
+	created := 0
+	for i := range calls {
+		switch {
+		case statuses[i] == http.StatusCreated:
+			created++
+		case statuses[i] == http.StatusOK: // found: it looked after the first was created
+		case codes[i] != "existing_user_email":
+			t.Errorf("call %d: %d %q, want 201, 200 or existing_user_email", i, statuses[i], codes[i])
+		}
+	}
+	n := strings.TrimSpace(site.Eval(t, `global $wpdb; echo (int) $wpdb->get_var($wpdb->prepare("SELECT COUNT(*) FROM {$wpdb->users} WHERE user_email = %s", $args[0]));`, email))
+	if created != 1 || n != "1" {
+		t.Errorf("%d answered 201 and %s users have the email, want 1 and 1 (statuses %v)", created, n, statuses)
 	}
 }

@@ -30,10 +30,12 @@ func capClient(t *testing.T, s *Site, caps ...string) (client, int64) {
 // edit_users may touch meta but not look users up or mail them.
 func TestCompanionRoutesNeedCapabilities(t *testing.T) {
 	t.Parallel()
-	target, _ := newUser(t, site)
+	target, targetEmail := newUser(t, site)
 	lister, _ := capClient(t, site, "list_users")
 	editor, _ := capClient(t, site, "edit_users")
 	creator, _ := capClient(t, site, "create_users", "edit_users")
+	// The user found is shown in the edit context, which needs edit_users.
+	finder, _ := capClient(t, site, "list_users", "create_users", "edit_users")
 	type call struct {
 		method, route string
 		query         url.Values
@@ -45,15 +47,19 @@ func TestCompanionRoutesNeedCapabilities(t *testing.T) {
 		"get meta":   {http.MethodGet, metaRoute(target), url.Values{"keys": {"highlevel_tags"}}, nil},
 		"write meta": {http.MethodPost, metaRoute(target), nil, map[string]any{"meta": map[string]any{"hlbridge_cap_probe": "x"}}},
 		"notify":     {http.MethodPost, notifyRoute(target), nil, map[string]string{"notify": "admin"}},
+		// Finds target by its email, so that an allowed call creates nothing.
+		"find or create": {http.MethodPost, "/hlbridge/v1/users", nil, map[string]any{"meta_key": "highlevel_contact_id", "meta_value": "x",
+			"user": map[string]string{"username": "capprobe", "email": targetEmail, "password": "Aa1!" + strings.Repeat("x", 20)}}},
 	}
 	ok, no := http.StatusOK, http.StatusForbidden
 	for name, tc := range map[string]struct {
 		client client
 		want   map[string]int
 	}{
-		"list_users only":             {lister, map[string]int{"status": ok, "find": ok, "get meta": no, "write meta": no, "notify": no}},
-		"edit_users only":             {editor, map[string]int{"status": no, "find": no, "get meta": ok, "write meta": ok, "notify": no}},
-		"create_users and edit_users": {creator, map[string]int{"status": no, "find": no, "get meta": ok, "write meta": ok, "notify": ok}},
+		"list_users only":             {lister, map[string]int{"status": ok, "find": ok, "get meta": no, "write meta": no, "notify": no, "find or create": no}},
+		"edit_users only":             {editor, map[string]int{"status": no, "find": no, "get meta": ok, "write meta": ok, "notify": no, "find or create": no}},
+		"create_users and edit_users": {creator, map[string]int{"status": no, "find": no, "get meta": ok, "write meta": ok, "notify": ok, "find or create": no}},
+		"list, create and edit users": {finder, map[string]int{"status": ok, "find": ok, "get meta": ok, "write meta": ok, "notify": ok, "find or create": ok}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for route, want := range tc.want {
