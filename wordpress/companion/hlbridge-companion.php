@@ -93,14 +93,18 @@
  * atomic and wp_users.user_email has no unique index, so two requests for
  * one new email at the same moment could otherwise both create a user. The
  * second now gets WordPress's usual 500 existing_user_email; 503
- * hlbridge_email_busy when the lock is not free within 10 seconds.
+ * hlbridge_email_busy when the lock is not free within 10 seconds. Since
+ * 1.4.0 a POST /wp/v2/users/{id} that sets an email takes the same lock, so
+ * two users cannot be given one email at once either: the second gets
+ * WordPress's usual 400 rest_user_invalid_email.
  *
  * Errors have WordPress's usual shape {"code":"...","message":"...","data":{"status":400}}:
  *   401 rest_not_logged_in, 403 rest_forbidden, 404 rest_user_invalid_id,
  *   400 hlbridge_no_keys, hlbridge_protected_meta_key, hlbridge_invalid_meta_value,
  *       hlbridge_invalid_meta, hlbridge_missing_param, hlbridge_invalid_notify;
  *   on POST /wp/v2/users: 500 existing_user_email (as WordPress answers it),
- *       503 hlbridge_email_busy.
+ *       503 hlbridge_email_busy; POST /hlbridge/v1/users answers a create's
+ *       errors as POST /wp/v2/users does.
  *
  * Protected meta keys are never read, written or searched (see is_protected_key()):
  * the ones WordPress keeps roles, capabilities (every site's, on multisite), user
@@ -521,62 +525,79 @@ if (!class_exists('HLBridge_Companion')) {
 		// One user per email.
 		// -----------------------------------------------------------------
 
-		/** Seconds a create waits for another create of the same email. */
+		/** Seconds a create or an email change waits for another one of the same email. */
 		const EMAIL_LOCK_TIMEOUT = 10;
 
-		/** @var string[] Named locks this request holds, innermost last. */
+		/** @var string[] Named locks this request holds, by the id of the REST request that took each. */
 		private static $email_locks = array();
 
-		/** Whether $handler is WordPress's own user creation (POST /wp/v2/users). */
-		private static function is_user_create($handler) {
+		/**
+		 * The WordPress users endpoint's callback $handler runs, when it is one
+		 * that writes a user's email: 'create_item' (POST /wp/v2/users) or
+		 * 'update_item' (POST /wp/v2/users/{id}); else ''.
+		 */
+		private static function user_write($handler) {
 			$cb = isset($handler['callback']) ? $handler['callback'] : null;
-			return is_array($cb) && isset($cb[0], $cb[1]) && $cb[0] instanceof WP_REST_Users_Controller && 'create_item' === $cb[1];
+			if (is_array($cb) && isset($cb[0], $cb[1]) && $cb[0] instanceof WP_REST_Users_Controller && in_array($cb[1], array('create_item', 'update_item'), true)) {
+				return $cb[1];
+			}
+			return '';
 		}
 
 		/**
 		 * lock_email_before_create takes a MySQL named lock on the email of a
-		 * user about to be created and checks the email again under it. It
-		 * runs once the caller's permission was checked, just before the
-		 * create callback; the lock is held until unlock_email_after_create,
-		 * which WordPress calls after the callback on every path (also when
-		 * this returns an error): the user row and its meta are committed
-		 * (autocommit) before the next create of that email may look. MySQL
-		 * also drops the lock when the connection closes, should PHP die.
+		 * user about to be created, or about to be given that email (since
+		 * 1.4.0), and checks the email again under it. It runs once the
+		 * caller's permission was checked, just before the callback; the lock
+		 * is held until unlock_email_after_create, which WordPress calls after
+		 * the callback on every path (also when this returns an error): the
+		 * user row and its meta are committed (autocommit) before the next
+		 * write of that email may look. MySQL also drops the lock when the
+		 * connection closes, should PHP die.
 		 */
 		public static function lock_email_before_create($response, $request, $route, $handler) {
-			if (null !== $response || !self::is_user_create($handler)) {
+			$write = self::user_write($handler);
+			if (null !== $response || '' === $write) {
 				return $response;
 			}
 			$email = $request['email'];
 			if (!is_string($email) || '' === trim($email)) {
-				return $response; // WordPress refuses it on its own.
+				return $response; // No email to write, or one WordPress refuses on its own.
 			}
 			global $wpdb;
 			$name = 'hlbridge_email_' . md5(strtolower(trim($email)));
 			$got  = $wpdb->get_var($wpdb->prepare('SELECT GET_LOCK(%s, %d)', $name, self::EMAIL_LOCK_TIMEOUT));
 			if ('1' !== (string) $got) {
-				return new WP_Error('hlbridge_email_busy', 'Another request is creating a user with this email; try again.', array('status' => 503));
+				return new WP_Error('hlbridge_email_busy', 'Another request is writing a user with this email; try again.', array('status' => 503));
 			}
-			self::$email_locks[] = $name;
-			if (email_exists($email)) {
+			self::$email_locks[spl_object_id($request)] = $name;
+			$owner = email_exists($email);
+			if ('create_item' === $write && $owner) {
 				return new WP_Error('existing_user_email', __('Sorry, that email address is already used!'), array('status' => 500));
+			}
+			if ('update_item' === $write && $owner && (int) $owner !== (int) $request['id']) {
+				// WordPress's own answer when it sees the email taken.
+				return new WP_Error('rest_user_invalid_email', __('Invalid email address.'), array('status' => 400));
 			}
 			return $response;
 		}
 
-		/** unlock_email_after_create releases the lock lock_email_before_create took. */
+		/** unlock_email_after_create releases the lock lock_email_before_create took for $request. */
 		public static function unlock_email_after_create($response, $handler, $request) {
-			if (self::is_user_create($handler) && array() !== self::$email_locks) {
-				self::release_lock(array_pop(self::$email_locks));
+			$id = spl_object_id($request);
+			if (isset(self::$email_locks[$id])) {
+				self::release_lock(self::$email_locks[$id]);
+				unset(self::$email_locks[$id]);
 			}
 			return $response;
 		}
 
 		/** release_email_locks releases what a request still holds when PHP ends. */
 		public static function release_email_locks() {
-			while (array() !== self::$email_locks) {
-				self::release_lock(array_pop(self::$email_locks));
+			foreach (self::$email_locks as $name) {
+				self::release_lock($name);
 			}
+			self::$email_locks = array();
 		}
 
 		private static function release_lock($name) {

@@ -712,3 +712,51 @@ func TestCompanionFindOrCreateOneUserPerEmail(t *testing.T) {
 		t.Errorf("%d answered 201 and %s users have the email, want 1 and 1 (statuses %v)", created, n, statuses)
 	}
 }
+
+// Concurrent updates that give one email to several users leave it with
+// one of them: the others wait for the email lock and are told, as
+// WordPress tells, that the address is invalid.
+func TestCompanionOneUserPerEmailOnUpdate(t *testing.T) {
+	t.Parallel()
+	site.SlowEmailCheck(t)
+	c := adminClient(site)
+	const rounds, updates = 2, 4
+	for round := range rounds {
+		var ids []int64
+		for range updates {
+			id, _ := newUser(t, site)
+			ids = append(ids, id)
+		}
+		email := SlowEmailCheckMarker + UniqueEmail(t)
+		statuses := make([]int, updates)
+		codes := make([]string, updates)
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			wg.Go(func() {
+				addr := email
+				if i%2 == 1 {
+					addr = strings.ToUpper(email[:1]) + email[1:]
+				}
+				r := c.do(t, http.MethodPost, "/wp/v2/users/"+strconv.FormatInt(id, 10), nil, map[string]any{"email": addr})
+				statuses[i], codes[i] = r.status, r.code()
+			})
+		}
+		wg.Wait()
+		changed := 0
+		for i := range updates {
+			switch {
+			case statuses[i] == http.StatusOK:
+				changed++
+			case codes[i] != "rest_user_invalid_email":
+				t.Errorf("round %d update %d: %d %q, want 200 or rest_user_invalid_email", round, i, statuses[i], codes[i])
+			}
+		}
+		n := strings.TrimSpace(site.Eval(t, `global $wpdb; echo (int) $wpdb->get_var($wpdb->prepare("SELECT COUNT(*) FROM {$wpdb->users} WHERE user_email = %s", $args[0]));`, email))
+		if changed != 1 || n != "1" {
+			t.Errorf("round %d: %d answered 200 and %s users have the email, want 1 and 1", round, changed, n)
+		}
+	}
+	// A user keeps its own email (in another case, too) without waiting on itself.
+	id, own := newUser(t, site)
+	c.do(t, http.MethodPost, "/wp/v2/users/"+strconv.FormatInt(id, 10), nil, map[string]any{"email": strings.ToUpper(own[:1]) + own[1:], "first_name": "Same"}).want(t, http.StatusOK, "")
+}
