@@ -15,8 +15,13 @@ type fenceKey struct{}
 // error stops the write. The queue uses it for its lease, so that a
 // process resumed after its jobs were taken over writes nothing more for
 // them. Checking before each write is deterministic, where a cancelled
-// context would race a timer against the write.
+// context would race a timer against the write. The check runs when the
+// sync asks for the write, and again in the client once the write has its
+// place (wordpress.WithWriteCheck, highlevel.WithWriteCheck): a write that
+// waited out a pause of the process behind others is stopped too.
 func WithWriteFence(ctx context.Context, check func() error) context.Context {
+	ctx = wordpress.WithWriteCheck(ctx, check)
+	ctx = highlevel.WithWriteCheck(ctx, check)
 	return context.WithValue(ctx, fenceKey{}, check)
 }
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -172,6 +173,29 @@ func New(cfg Config) (*Client, error) {
 func (c *Client) RateLimit() RateLimitState { return c.rate.get() }
 
 // call describes one API request.
+// WithWriteCheck returns ctx with check, which the client calls right
+// before it sends each request but a GET (every write, and the contact
+// search, which reads by POST), once the request budget lets it go: a non-nil error stops the write, and the call
+// returns that error as it is. A check made by the caller before the call
+// could be stale by then, since the wait for the budget can be long. (The
+// bridge's write fence uses it.)
+func WithWriteCheck(ctx context.Context, check func() error) context.Context {
+	return context.WithValue(ctx, writeCheckKey{}, check)
+}
+
+type writeCheckKey struct{}
+
+// checkWrite runs ctx's write check for a request with method.
+func checkWrite(ctx context.Context, method string) error {
+	if method == http.MethodGet {
+		return nil
+	}
+	if check, ok := ctx.Value(writeCheckKey{}).(func() error); ok {
+		return check()
+	}
+	return nil
+}
+
 type call struct {
 	method     string
 	path       string // with {param} placeholders, e.g. /contacts/{contactId}
@@ -190,6 +214,9 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		if err := c.limiter.Wait(ctx); err != nil {
 			return fmt.Errorf("highlevel: waiting for the request budget: %w", err)
 		}
+	}
+	if err := checkWrite(ctx, cl.method); err != nil {
+		return err
 	}
 	req := c.rc.R().SetContext(ctx)
 	for k, v := range cl.pathParams {

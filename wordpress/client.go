@@ -146,19 +146,56 @@ func (c *Client) do(ctx context.Context, cl call) (http.Header, error) {
 	return c.send(ctx, style, cl)
 }
 
+// WithWriteCheck returns ctx with check, which the client calls right
+// before it sends each request that writes (any method but GET), once the
+// request has its place among those in flight (see Pace): a non-nil error
+// stops the write, and the call returns that error as it is. A check made
+// by the caller before the call could be stale by then, since the wait
+// for a place can be long. (The bridge's write fence uses it.)
+func WithWriteCheck(ctx context.Context, check func() error) context.Context {
+	return context.WithValue(ctx, writeCheckKey{}, check)
+}
+
+type writeCheckKey struct{}
+
+// checkWrite runs ctx's write check for a request with method.
+func checkWrite(ctx context.Context, method string) error {
+	if method == http.MethodGet {
+		return nil
+	}
+	if check, ok := ctx.Value(writeCheckKey{}).(func() error); ok {
+		return check()
+	}
+	return nil
+}
+
 func (c *Client) send(ctx context.Context, style routeStyle, cl call) (http.Header, error) {
 	if c.pace != nil {
 		ticket, err := c.pace.Acquire(ctx, cl.method+" "+routeKind(cl.route))
 		if err != nil {
 			return nil, &Error{Op: cl.op, Err: err}
 		}
-		var outcome Outcome
+		outcome := Ignored
 		defer func() { ticket.Done(outcome) }()
-		h, err := c.exchange(ctx, style, cl)
+		if err := checkWrite(ctx, cl.method); err != nil {
+			return nil, err
+		}
+		h, status, err := c.exchange(ctx, style, cl)
+		if status > 0 {
+			// One route may answer different work: the companion's
+			// find-or-create finds a user (200) or creates one (201), and
+			// a refusal is quicker than either. Each keeps its own
+			// baseline, so that a mix of them does not look like a slow site.
+			ticket.kind += " " + strconv.Itoa(status)
+		}
 		outcome = paceOutcome(ctx, err)
 		return h, err
 	}
-	return c.exchange(ctx, style, cl)
+	if err := checkWrite(ctx, cl.method); err != nil {
+		return nil, err
+	}
+	h, _, err := c.exchange(ctx, style, cl)
+	return h, err
 }
 
 // ConcurrencyLimit is the number of requests the client currently lets be
@@ -210,7 +247,9 @@ func paceOutcome(ctx context.Context, err error) Outcome {
 }
 
 // exchange sends cl once and interprets the answer.
-func (c *Client) exchange(ctx context.Context, style routeStyle, cl call) (http.Header, error) {
+// exchange sends cl and returns the answer's headers and status (0 when
+// none came).
+func (c *Client) exchange(ctx context.Context, style routeStyle, cl call) (http.Header, int, error) {
 	req := c.rest.R().SetContext(ctx)
 	query := url.Values{}
 	for k, v := range cl.query {
@@ -230,23 +269,24 @@ func (c *Client) exchange(ctx context.Context, style routeStyle, cl call) (http.
 	if err != nil {
 		c.logger.DebugContext(ctx, "wordpress request failed", slog.String("method", cl.method),
 			slog.String("route", cl.route), slog.Duration("duration", time.Since(start)))
-		return nil, &Error{Op: cl.op, Err: transportError(err)}
+		return nil, 0, &Error{Op: cl.op, Err: transportError(err)}
 	}
+	status := resp.StatusCode()
 	c.logger.DebugContext(ctx, "wordpress request", slog.String("method", cl.method),
-		slog.String("route", cl.route), slog.Int("status", resp.StatusCode()),
+		slog.String("route", cl.route), slog.Int("status", status),
 		slog.Duration("duration", time.Since(start)))
-	if resp.StatusCode() >= 300 {
-		return resp.Header(), responseError(cl.op, resp)
+	if status >= 300 {
+		return resp.Header(), status, responseError(cl.op, resp)
 	}
 	if !isJSON(resp.Header()) {
-		return resp.Header(), &Error{Op: cl.op, Status: resp.StatusCode(), Err: ErrNotWordPress}
+		return resp.Header(), status, &Error{Op: cl.op, Status: status, Err: ErrNotWordPress}
 	}
 	if cl.out != nil {
 		if err := json.Unmarshal(resp.Body(), cl.out); err != nil {
-			return resp.Header(), &Error{Op: cl.op, Status: resp.StatusCode(), Err: fmt.Errorf("decode answer: %w", err)}
+			return resp.Header(), status, &Error{Op: cl.op, Status: status, Err: fmt.Errorf("decode answer: %w", err)}
 		}
 	}
-	return resp.Header(), nil
+	return resp.Header(), status, nil
 }
 
 // routeStyle finds out once whether the site serves /wp-json/ (pretty

@@ -27,8 +27,9 @@ import (
 // per round.
 //
 // The baseline is kept per kind of request (method and route, ids left
-// out): a user update is slower than a read, and comparing each with its
-// own kind keeps a mix of them from looking like a slow site. It is the
+// out; the client adds the answer's status): a user update is slower than
+// a read, a create than a lookup that found the user, and comparing each
+// with its own kind keeps a mix of them from looking like a slow site. It is the
 // minimum over the last one to two minutes of the kind's smoothed latency
 // (a moving average of its last few requests), not of single requests: on
 // a busy machine one lucky fast answer would set a baseline that ordinary
