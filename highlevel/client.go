@@ -172,13 +172,13 @@ func New(cfg Config) (*Client, error) {
 // recent answer that carried it.
 func (c *Client) RateLimit() RateLimitState { return c.rate.get() }
 
-// call describes one API request.
 // WithWriteCheck returns ctx with check, which the client calls right
 // before it sends each request but a GET (every write, and the contact
-// search, which reads by POST), once the request budget lets it go: a non-nil error stops the write, and the call
-// returns that error as it is. A check made by the caller before the call
-// could be stale by then, since the wait for the budget can be long. (The
-// bridge's write fence uses it.)
+// search, which reads by POST), once the request budget lets it go: a
+// non-nil error stops the request, and the call returns that error as it
+// is. A check made by the caller before the call could be stale by then,
+// since the wait for the budget can be long. (The bridge's write fence
+// uses it.)
 func WithWriteCheck(ctx context.Context, check func() error) context.Context {
 	return context.WithValue(ctx, writeCheckKey{}, check)
 }
@@ -196,6 +196,7 @@ func checkWrite(ctx context.Context, method string) error {
 	return nil
 }
 
+// call describes one API request.
 type call struct {
 	method     string
 	path       string // with {param} placeholders, e.g. /contacts/{contactId}
