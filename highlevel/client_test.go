@@ -280,3 +280,42 @@ func TestLogsNeverCarryTokenOrFieldValues(t *testing.T) {
 		}
 	}
 }
+
+// A write's check (WithWriteCheck) runs once the request budget lets the
+// write go, not before it waits: a write whose check turned false while it
+// waited is not sent. A read is never checked.
+func TestWriteCheckAfterTheBudgetWait(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *highlevel.Config) { c.RequestsPer10s = 10 }) // one request a second, burst 1
+	c := b.srv.PutContact(highlevel.Contact{FirstName: "Ada", Email: "ada@example.test"})
+	var stop sync.Once
+	stopped := make(chan struct{})
+	errStop := errors.New("stop")
+	ctx := highlevel.WithWriteCheck(context.Background(), func() error {
+		select {
+		case <-stopped:
+			return errStop
+		default:
+			return nil
+		}
+	})
+	if _, err := b.client.Contact(ctx, c.ID); err != nil { // spends the burst
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- b.client.UpdateCustomFields(ctx, c.ID, []highlevel.FieldWrite{{Key: "wp_password", Value: "x", Secret: true}})
+	}()
+	// The write waits about a second for the budget; the check fails meanwhile.
+	time.Sleep(200 * time.Millisecond)
+	stop.Do(func() { close(stopped) })
+	if err := <-done; !errors.Is(err, errStop) {
+		t.Errorf("the write that waited: err = %v, want the check's error", err)
+	}
+	if w := b.srv.Writes(); len(w) != 0 {
+		t.Errorf("%d writes reached HighLevel after the check failed", len(w))
+	}
+	if _, err := b.client.Contact(ctx, c.ID); err != nil {
+		t.Errorf("a read with a failing check: %v, want it sent", err)
+	}
+}
