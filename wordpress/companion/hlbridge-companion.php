@@ -163,8 +163,8 @@ if (!class_exists('HLBridge_Companion')) {
 			// before the callback: a caller who may not create users learns
 			// nothing about which emails exist. Late, so that a plugin that
 			// answers the request itself is seen first.
-			add_filter('rest_dispatch_request', array(__CLASS__, 'lock_email_before_create'), 1000, 4);
-			add_filter('rest_request_after_callbacks', array(__CLASS__, 'unlock_email_after_create'), 10, 3);
+			add_filter('rest_dispatch_request', array(__CLASS__, 'lock_email_before_write'), 1000, 4);
+			add_filter('rest_request_after_callbacks', array(__CLASS__, 'unlock_email_after_write'), 10, 3);
 			add_action('shutdown', array(__CLASS__, 'release_email_locks'));
 		}
 
@@ -545,17 +545,17 @@ if (!class_exists('HLBridge_Companion')) {
 		}
 
 		/**
-		 * lock_email_before_create takes a MySQL named lock on the email of a
+		 * lock_email_before_write takes a MySQL named lock on the email of a
 		 * user about to be created, or about to be given that email (since
 		 * 1.4.0), and checks the email again under it. It runs once the
 		 * caller's permission was checked, just before the callback; the lock
-		 * is held until unlock_email_after_create, which WordPress calls after
+		 * is held until unlock_email_after_write, which WordPress calls after
 		 * the callback on every path (also when this returns an error): the
 		 * user row and its meta are committed (autocommit) before the next
 		 * write of that email may look. MySQL also drops the lock when the
 		 * connection closes, should PHP die.
 		 */
-		public static function lock_email_before_create($response, $request, $route, $handler) {
+		public static function lock_email_before_write($response, $request, $route, $handler) {
 			$write = self::user_write($handler);
 			if (null !== $response || '' === $write) {
 				return $response;
@@ -582,8 +582,8 @@ if (!class_exists('HLBridge_Companion')) {
 			return $response;
 		}
 
-		/** unlock_email_after_create releases the lock lock_email_before_create took for $request. */
-		public static function unlock_email_after_create($response, $handler, $request) {
+		/** unlock_email_after_write releases the lock lock_email_before_write took for $request. */
+		public static function unlock_email_after_write($response, $handler, $request) {
 			$id = spl_object_id($request);
 			if (isset(self::$email_locks[$id])) {
 				self::release_lock(self::$email_locks[$id]);
