@@ -9,8 +9,28 @@ import (
 // catalogue without sleeping. Call it before the client is used.
 func SetNow(c *Client, now func() time.Time) { c.now = now }
 
-// ObjectMembers is objectMembers, for the fuzz test of ParseWorkflowWebhook.
-var ObjectMembers = objectMembers
+// ObjectMembers is objectMembers as the map json.Unmarshal would make, for
+// the fuzz test of ParseWorkflowWebhook.
+func ObjectMembers(data []byte) (map[string]json.RawMessage, bool) {
+	ms, ok := objectMembers(data)
+	if !ok {
+		return nil, false
+	}
+	return membersMap(ms)
+}
+
+// membersMap is ms as a map; false when ms is not sorted by name with
+// each name once, as objectMembers promises.
+func membersMap(ms members) (map[string]json.RawMessage, bool) {
+	m := make(map[string]json.RawMessage, len(ms))
+	for i, x := range ms {
+		if i > 0 && ms[i-1].name >= x.name {
+			return nil, false
+		}
+		m[x.name] = x.raw
+	}
+	return m, true
+}
 
 // MarshalViaMap is how MarshalJSON wrote a payload's contact before it
 // wrote one directly: through a map[string]any, which json.Marshal writes

@@ -100,7 +100,8 @@ func ParseWorkflowWebhook(body []byte) (*WorkflowWebhook, error) {
 	}
 	top, ok := objectMembers(body)
 	if !ok {
-		if err := json.Unmarshal(body, &top); err != nil {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(body, &m); err != nil {
 			return nil, fmt.Errorf("%w: %s", ErrInvalidPayload, describeJSONError(body, err))
 		}
 		// json.Unmarshal took it: the body was the literal null.
@@ -109,8 +110,8 @@ func ParseWorkflowWebhook(body []byte) (*WorkflowWebhook, error) {
 
 	w := &WorkflowWebhook{Contact: Contact{Carried: []string{}}}
 	for _, key := range workflowStandardKeys {
-		raw, ok := top[key]
-		if !ok {
+		raw := top.get(key)
+		if raw == nil {
 			continue
 		}
 		name := workflowStandard[key]
@@ -119,37 +120,38 @@ func ParseWorkflowWebhook(body []byte) (*WorkflowWebhook, error) {
 			w.Contact.Carried = append(w.Contact.Carried, name)
 		}
 	}
-	if raw, ok := top["tags"]; ok {
+	if raw := top.get("tags"); raw != nil {
 		w.Contact.Tags = rawTags(raw)
 		w.Contact.Carried = append(w.Contact.Carried, "tags")
 	}
-	if loc := rawObject(top["location"]); loc != nil {
-		w.LocationID = rawString(loc["id"])
+	if loc := rawObject(top.get("location")); loc != nil {
+		w.LocationID = rawString(loc.get("id"))
 		w.Contact.LocationID = w.LocationID
 	}
-	if wf := rawObject(top["workflow"]); wf != nil {
-		w.WorkflowID = rawString(wf["id"])
-		w.WorkflowName = rawString(wf["name"])
+	if wf := rawObject(top.get("workflow")); wf != nil {
+		w.WorkflowID = rawString(wf.get("id"))
+		w.WorkflowName = rawString(wf.get("name"))
 	}
 	w.ContactID = w.Contact.ID
-	if raw, ok := top["contact_id"]; ok && raw[0] != '"' && string(raw) != "null" {
+	if raw := top.get("contact_id"); raw != nil && raw[0] != '"' && string(raw) != "null" {
 		w.ContactIDNotString = true
 	}
 
-	if cd := rawObject(top["customData"]); len(cd) > 0 {
+	if cd := rawObject(top.get("customData")); len(cd) > 0 {
 		w.CustomData = make(map[string]string, len(cd))
-		for _, k := range sortedKeys(cd) {
-			v := decodeAny(cd[k])
-			w.CustomData[k] = valueString(v)
-			w.Contact.CustomFields = append(w.Contact.CustomFields, CustomFieldValue{Key: k, Value: v})
+		for _, m := range cd {
+			v := decodeAny(m.raw)
+			w.CustomData[m.name] = valueString(v)
+			w.Contact.CustomFields = append(w.Contact.CustomFields, CustomFieldValue{Key: m.name, Value: v})
 		}
 	}
 
-	for _, k := range sortedKeys(top) {
+	for _, m := range top {
+		k := m.name
 		if _, known := workflowStandard[k]; known || workflowEnvelope[k] {
 			continue
 		}
-		v := decodeAny(top[k])
+		v := decodeAny(m.raw)
 		if w.Extra == nil {
 			w.Extra = make(map[string]any)
 		}
@@ -172,10 +174,14 @@ func decodeAny(raw json.RawMessage) any {
 	return normaliseValue(x)
 }
 
-// rawObject decodes a JSON object; anything else gives nil.
-func rawObject(raw json.RawMessage) map[string]json.RawMessage {
-	m, _ := objectMembers(raw)
-	return m
+// rawObject reads the members of a JSON object sliced out of a valid
+// body; anything else (absent included) gives nil.
+func rawObject(raw json.RawMessage) members {
+	if len(raw) == 0 {
+		return nil
+	}
+	ms, _ := validObjectMembers(raw)
+	return ms
 }
 
 func sortedKeys[V any](m map[string]V) []string {
