@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -12,11 +11,7 @@ import (
 // scan the backlog of available jobs.
 func TestSettlingJobLookupsUseTheContactIndex(t *testing.T) {
 	ctx := context.Background()
-	store, err := OpenStore(ctx, filepath.Join(t.TempDir(), "hlbridge.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openTestStore(t)
 	x := newIntakeSQL(store)
 	for name, query := range map[string]string{"sync now": x.syncNow, "settle later": x.settleLater} {
 		args := []any{"c1"}

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/riverqueue/river"
@@ -15,11 +14,7 @@ import (
 func TestReconcileRestoresMissingJobs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := OpenStore(ctx, filepath.Join(t.TempDir(), "hlbridge.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openTestStore(t)
 	q, err := New(store, nil, Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,17 @@ import (
 	"testing"
 )
 
+// openTestStore opens a SQLite store in a temp dir, closed when t ends.
+func openTestStore(t *testing.T) *Store {
+	t.Helper()
+	store, err := OpenStore(context.Background(), filepath.Join(t.TempDir(), "hlbridge.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
 // The SQLite store's connection runs with the settings the intake and the
 // secrecy of deleted rows rely on: statement journals in memory (not in
 // temp files holding copies of contacts' rows), deleted content
@@ -13,11 +24,7 @@ import (
 func TestSQLiteStoreSettings(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := OpenStore(ctx, filepath.Join(t.TempDir(), "hlbridge.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openTestStore(t)
 	for pragma, want := range map[string]string{
 		"temp_store":         "2", // MEMORY
 		"secure_delete":      "1",
