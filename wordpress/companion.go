@@ -19,6 +19,11 @@ type CompanionStatus struct {
 	WordPress  string `json:"wordpress"`
 	Multisite  bool   `json:"multisite"`
 	MetaPrefix string `json:"meta_prefix"`
+	// Since companion 1.4.1: how many users the site has, and whether user
+	// meta has an index that finds a value (nil from an older companion).
+	Users          int64  `json:"users"`
+	MetaValueIndex *bool  `json:"meta_value_index"`
+	UsermetaTable  string `json:"usermeta_table"`
 }
 
 // Companion returns the companion plugin's status, or ErrCompanionMissing

@@ -74,6 +74,41 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// The companion tells how many users the site has and whether its user
+// meta has an index on values, which "hlbridge check" advises on large
+// sites; adding and dropping that index is seen at once.
+func TestCompanionReportsMetaValueIndex(t *testing.T) {
+	c, _ := newClient(t)
+	status := func() *wordpress.CompanionStatus {
+		t.Helper()
+		st, err := c.Companion(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.MetaValueIndex == nil {
+			t.Fatalf("companion %s reports no meta_value_index", st.Version)
+		}
+		return st
+	}
+	st := status()
+	if st.Users < 1 || st.UsermetaTable != st.MetaPrefix+"usermeta" {
+		t.Errorf("users %d, usermeta table %q; want at least the admin, %susermeta", st.Users, st.UsermetaTable, st.MetaPrefix)
+	}
+	if *st.MetaValueIndex {
+		t.Fatalf("the test site's user meta has an index on values before the test added one")
+	}
+	const drop = `global $wpdb; $wpdb->query("ALTER TABLE {$wpdb->usermeta} DROP INDEX IF EXISTS hlbridge_test_meta_value");`
+	site.Eval(t, `global $wpdb; if (false === $wpdb->query("ALTER TABLE {$wpdb->usermeta} ADD INDEX hlbridge_test_meta_value (meta_key(191), meta_value(32))")) { echo $wpdb->last_error; exit(1); }`)
+	t.Cleanup(func() { site.Eval(t, drop) })
+	if st := status(); !*st.MetaValueIndex {
+		t.Errorf("meta_value_index false with an index on (meta_key, meta_value)")
+	}
+	site.Eval(t, drop)
+	if st := status(); *st.MetaValueIndex {
+		t.Errorf("meta_value_index true after the index was dropped")
+	}
+}
+
 // On a single site nobody is a super admin, the administrator included
 // (is_super_admin() alone would say yes to anyone who can delete_users).
 func TestSuperAdminFieldOnSingleSite(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hlbridge/hlbridge/highlevel"
 	"github.com/hlbridge/hlbridge/internal/testkit"
+	"github.com/hlbridge/hlbridge/wordpress"
 )
 
 // command runs an hlbridge command with this world's full environment
@@ -128,4 +129,31 @@ func companionlessProxy(t *testing.T, target string) string {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// The index on user meta values is advised on a large site without one,
+// with the site's own table name, and never fails the check; a small site,
+// one with the index, and a companion older than 1.4.1 get no advice.
+func TestMetaIndexAdvice(t *testing.T) {
+	yes, no := true, false
+	large := &wordpress.CompanionStatus{Users: largeSite, MetaValueIndex: &no, UsermetaTable: "wp_usermeta"}
+	l, ok := metaIndexAdvice(large, "highlevel_contact_id")
+	if !ok || !l.ok || !l.advice {
+		t.Fatalf("large site without the index: %+v, %v; want a passing advice", l, ok)
+	}
+	for _, want := range []string{"! the site has 10000 users", "highlevel_contact_id",
+		"→ add one (README, Large sites): ALTER TABLE wp_usermeta ADD INDEX hlbridge_meta_value (meta_key(191), meta_value(32));"} {
+		if !strings.Contains(l.String(), want) {
+			t.Errorf("advice %q lacks %q", l.String(), want)
+		}
+	}
+	for name, st := range map[string]*wordpress.CompanionStatus{
+		"small site":      {Users: largeSite - 1, MetaValueIndex: &no},
+		"indexed":         {Users: 50000, MetaValueIndex: &yes},
+		"companion 1.4.0": {Users: 50000},
+	} {
+		if l, ok := metaIndexAdvice(st, "highlevel_contact_id"); ok {
+			t.Errorf("%s: advice %q, want none", name, l)
+		}
+	}
 }

@@ -2,7 +2,7 @@
 /**
  * Plugin Name:       hlbridge companion
  * Description:       REST routes the hlbridge service needs and WordPress lacks: reading and writing any (unprotected) user meta, finding users by a meta value, and sending WordPress's own new-user email.
- * Version:           1.4.0
+ * Version:           1.4.1
  * Requires at least: 5.6
  * Requires PHP:      7.4
  *
@@ -23,8 +23,14 @@
  *        {"roles":{"subscriber":{"name":"Subscriber","capabilities":["level_0","read"]},...}}
  *        every role of the site with the capabilities it grants, sorted
  *   GET  /hlbridge/v1/status                      capability list_users
- *        {"plugin":"hlbridge-companion","version":"1.4.0","wordpress":"6.1.9",
- *         "multisite":false,"meta_prefix":"wp_"}
+ *        {"plugin":"hlbridge-companion","version":"1.4.1","wordpress":"6.1.9",
+ *         "multisite":false,"meta_prefix":"wp_","users":8286,"meta_value_index":false,
+ *         "usermeta_table":"wp_usermeta"}
+ *        users, meta_value_index and usermeta_table since 1.4.1: how many users
+ *        the site has, and whether its user meta table has an index that starts
+ *        with meta_value, or with meta_key then meta_value (WordPress's own
+ *        indexes only the key, so a lookup by contact id reads every linked
+ *        user's row)
  *   GET  /hlbridge/v1/users/{id}/meta?keys=a,b    capabilities edit_users and edit_user {id}
  *        (or keys[]=a&keys[]=b)
  *        {"id":12,"meta":{"a":"x","b":["t1","t2"],"c":null}}
@@ -123,7 +129,7 @@
 defined('ABSPATH') || exit;
 
 if (!defined('HLBRIDGE_COMPANION_VERSION')) {
-	define('HLBRIDGE_COMPANION_VERSION', '1.4.0');
+	define('HLBRIDGE_COMPANION_VERSION', '1.4.1');
 }
 
 if (!class_exists('HLBridge_Companion')) {
@@ -357,12 +363,35 @@ if (!class_exists('HLBridge_Companion')) {
 		public static function get_status() {
 			global $wpdb;
 			return new WP_REST_Response(array(
-				'plugin'      => 'hlbridge-companion',
-				'version'     => HLBRIDGE_COMPANION_VERSION,
-				'wordpress'   => get_bloginfo('version'),
-				'multisite'   => is_multisite(),
-				'meta_prefix' => $wpdb->get_blog_prefix(),
+				'plugin'           => 'hlbridge-companion',
+				'version'          => HLBRIDGE_COMPANION_VERSION,
+				'wordpress'        => get_bloginfo('version'),
+				'multisite'        => is_multisite(),
+				'meta_prefix'      => $wpdb->get_blog_prefix(),
+				'users'            => (int) $wpdb->get_var("SELECT COUNT(*) FROM {$wpdb->users}"),
+				'meta_value_index' => self::meta_value_indexed(),
+				'usermeta_table'   => $wpdb->usermeta,
 			), 200);
+		}
+
+		/**
+		 * Whether user meta has an index a lookup by key and value can use:
+		 * one whose first column is meta_value, or meta_key then meta_value.
+		 */
+		private static function meta_value_indexed() {
+			global $wpdb;
+			$columns = array();
+			foreach ((array) $wpdb->get_results("SHOW INDEX FROM {$wpdb->usermeta}", ARRAY_A) as $row) {
+				$columns[$row['Key_name']][(int) $row['Seq_in_index']] = $row['Column_name'];
+			}
+			foreach ($columns as $c) {
+				$first  = isset($c[1]) ? $c[1] : '';
+				$second = isset($c[2]) ? $c[2] : '';
+				if ('meta_value' === $first || ('meta_key' === $first && 'meta_value' === $second)) {
+					return true;
+				}
+			}
+			return false;
 		}
 
 		/**
