@@ -246,9 +246,8 @@ func paceOutcome(ctx context.Context, err error) Outcome {
 	return Overloaded
 }
 
-// exchange sends cl once and interprets the answer.
-// exchange sends cl and returns the answer's headers and status (0 when
-// none came).
+// exchange sends cl once and interprets the answer; it returns the
+// answer's headers and status (0 when none came).
 func (c *Client) exchange(ctx context.Context, style routeStyle, cl call) (http.Header, int, error) {
 	req := c.rest.R().SetContext(ctx)
 	query := url.Values{}
