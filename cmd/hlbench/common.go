@@ -80,6 +80,73 @@ func loadAverage() string {
 	return strings.Join(f, " ")
 }
 
+// window measures a row's timed part: the CPU time of the process
+// serving the target, and how idle the whole machine was meanwhile.
+type window struct {
+	processCPU func() time.Duration
+	cpu        time.Duration // the server's, between start and stop
+	idle       float64       // all cores' idle share, between start and stop
+
+	cpu0  time.Duration
+	stat0 machineTimes
+}
+
+func (w *window) start() {
+	w.cpu0 = w.processCPU()
+	w.stat0 = readMachineTimes()
+}
+
+func (w *window) stop() {
+	w.cpu = w.processCPU() - w.cpu0
+	w.idle = readMachineTimes().idleSince(w.stat0)
+}
+
+// machineTimes are all cores' times since boot, in clock ticks.
+type machineTimes struct{ idle, total int64 }
+
+// readMachineTimes reads /proc/stat; zero when it cannot.
+func readMachineTimes() machineTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineTimes{}
+	}
+	return parseMachineTimes(string(b))
+}
+
+// parseMachineTimes reads the "cpu" line of /proc/stat: user, nice,
+// system, idle, iowait, irq, softirq and steal (guest time is counted in
+// user already). Idle is idle and iowait: a core waiting for the disk
+// runs nothing.
+func parseMachineTimes(stat string) machineTimes {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return machineTimes{}
+	}
+	var t machineTimes
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return machineTimes{}
+		}
+		t.total += n
+		if i == 3 || i == 4 {
+			t.idle += n
+		}
+	}
+	return t
+}
+
+// idleSince is the idle share of the cores' time between then and t; 0
+// when nothing was counted.
+func (t machineTimes) idleSince(then machineTimes) float64 {
+	total := t.total - then.total
+	if total <= 0 {
+		return 0
+	}
+	return float64(t.idle-then.idle) / float64(total)
+}
+
 // table prints a Markdown table.
 func table(w io.Writer, header []string, rows [][]string) {
 	fmt.Fprintln(w, "| "+strings.Join(header, " | ")+" |")

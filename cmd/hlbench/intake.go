@@ -110,10 +110,11 @@ func runIntake(ctx context.Context, args []string) error {
 		target, load string
 		r            *result
 		cpu          time.Duration
-		conns        string // database connections opened
+		idle         float64 // the machine's idle share during the row
+		conns        string  // database connections opened
 	}
 	var rows []row
-	run := func(name, load string, measure func(g *webhooks, c *http.Client, cpuTime func() time.Duration, cpu *time.Duration) *result) error {
+	run := func(name, load string, measure func(g *webhooks, c *http.Client, w *window) *result) error {
 		var tg *target
 		var err error
 		if out != nil {
@@ -133,10 +134,10 @@ func runIntake(ctx context.Context, args []string) error {
 			defer profileHooks[1]()
 		}
 		progress("%s, %s ...", targetName(name), load)
-		var cpu time.Duration
-		r := measure(g, c, tg.cpu, &cpu)
-		progress("%s, %s: %.0f accepted/s, p50 %s ms, p99 %s ms, %d not accepted %v, CPU %.0f µs/webhook",
-			targetName(name), load, r.rate(), ms(r.pct(.5)), ms(r.pct(.99)), r.errs, r.statuses, perWebhook(cpu, r))
+		w := &window{processCPU: tg.cpu}
+		r := measure(g, c, w)
+		progress("%s, %s: %.0f accepted/s, p50 %s ms, p99 %s ms, %d not accepted %v, CPU %.0f µs/webhook, machine %.0f%% idle",
+			targetName(name), load, r.rate(), ms(r.pct(.5)), ms(r.pct(.99)), r.errs, r.statuses, perWebhook(w.cpu, r), 100*w.idle)
 		conns := "–"
 		switch name {
 		case "sqlite":
@@ -144,15 +145,15 @@ func runIntake(ctx context.Context, args []string) error {
 		case "postgres":
 			conns = postgresSessions(ctx, *pgURL, tg.dsn)
 		}
-		rows = append(rows, row{name, load, r, cpu, conns})
+		rows = append(rows, row{name, load, r, w.cpu, w.idle, conns})
 		return ctx.Err()
 	}
 	for _, t := range targets {
 		for _, n := range clients {
-			err := run(t, fmt.Sprintf("%d clients, closed loop, %s", n, *duration), func(g *webhooks, c *http.Client, cpuTime func() time.Duration, cpu *time.Duration) *result {
+			err := run(t, fmt.Sprintf("%d clients, closed loop, %s", n, *duration), func(g *webhooks, c *http.Client, w *window) *result {
 				closedLoop(ctx, c, g, n, *warmup, 0)
-				t0 := cpuTime()
-				defer func() { *cpu = cpuTime() - t0 }()
+				w.start()
+				defer w.stop()
 				return closedLoop(ctx, c, g, n, *duration, 0)
 			})
 			if err != nil {
@@ -160,10 +161,10 @@ func runIntake(ctx context.Context, args []string) error {
 			}
 		}
 		if *rate > 0 {
-			err := run(t, fmt.Sprintf("%d/s offered, open loop, %s", *rate, *rateDuration), func(g *webhooks, c *http.Client, cpuTime func() time.Duration, cpu *time.Duration) *result {
+			err := run(t, fmt.Sprintf("%d/s offered, open loop, %s", *rate, *rateDuration), func(g *webhooks, c *http.Client, w *window) *result {
 				closedLoop(ctx, c, g, 4, *warmup, 0)
-				t0 := cpuTime()
-				defer func() { *cpu = cpuTime() - t0 }()
+				w.start()
+				defer w.stop()
 				return openLoop(ctx, c, g, *rate, *rateDuration)
 			})
 			if err != nil {
@@ -185,14 +186,16 @@ func runIntake(ctx context.Context, args []string) error {
 			"accepted contacts into a live test WordPress (%s) during the run; the no-op gin handler is `hlbench noop-server`. "+
 			"The load generator is hlbench, on the same cores, over loopback HTTP with keep-alive. "+
 			"Latency is from send (for the open-loop rows, from the scheduled send) to the end of the answer. "+
-			"CPU is the server process's alone (utime+stime from /proc/PID/stat, workers included) per accepted webhook, and the cores it kept busy on average.\n\n",
+			"CPU is the server process's alone (utime+stime from /proc/PID/stat, workers included) per accepted webhook, and the cores it kept busy on average. "+
+			"Machine idle is the share of all cores' time that no process used during the row (from /proc/stat): "+
+			"near 0%%, the server waits for a core, and its latency tail with it.\n\n",
 			sampleBodySize(), *contacts, out.site.url)
 	} else {
 		fmt.Fprintf(w, "Each webhook is WP Fusion's URL (`POST /?wpf_action=…&access_key=…&contact_id=…`) with a %d-byte HighLevel workflow body, "+
 			"all distinct, over %d contacts; %s. The bridge rows are cmd/hlbridge's server and durable queue on a fresh store per row, "+
 			"with the queue's workers not started (only the intake is measured). The load generator runs in the same process on the same cores, over loopback HTTP with keep-alive. "+
 			"Latency is from send (for the open-loop rows, from the scheduled send) to the end of the answer. "+
-			"CPU is hlbench's process (server and load generator; PostgreSQL's own processes not included) per accepted webhook, and the cores it kept busy on average.\n\n",
+			"CPU is hlbench's process (server and load generator; PostgreSQL's own processes not included) per accepted webhook, and the cores it kept busy on average; machine idle, the share of all cores' time that no process used during the row.\n\n",
 			sampleBodySize(), *contacts, mode)
 	}
 	if has(targets, "sqlite") {
@@ -206,9 +209,9 @@ func runIntake(ctx context.Context, args []string) error {
 	for _, r := range rows {
 		tr = append(tr, []string{targetName(r.target), r.load, fmt.Sprintf("%.0f", r.r.rate()), ms(r.r.pct(.5)),
 			ms(r.r.pct(.9)), ms(r.r.pct(.99)), ms(r.r.pct(1)), notAccepted(r.r),
-			fmt.Sprintf("%.0f", perWebhook(r.cpu, r.r)), fmt.Sprintf("%.2f", r.cpu.Seconds()/r.r.elapsed.Seconds()), r.conns})
+			fmt.Sprintf("%.0f", perWebhook(r.cpu, r.r)), fmt.Sprintf("%.2f", r.cpu.Seconds()/r.r.elapsed.Seconds()), fmt.Sprintf("%.0f%%", 100*r.idle), r.conns})
 	}
-	table(w, []string{"handler", "load", "accepted/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "not 202", "CPU µs/webhook", "cores used", "DB connections opened"}, tr)
+	table(w, []string{"handler", "load", "accepted/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "not 202", "CPU µs/webhook", "cores used", "machine idle", "DB connections opened"}, tr)
 	fmt.Fprintf(w, "\nLoad average at the end: %s.\n", loadAverage())
 	return nil
 }
