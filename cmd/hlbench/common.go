@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -85,7 +86,7 @@ func loadAverage() string {
 type window struct {
 	processCPU func() time.Duration
 	cpu        time.Duration // the server's, between start and stop
-	idle       float64       // all cores' idle share, between start and stop
+	idle       float64       // all cores' idle share, between start and stop; NaN if unknown
 
 	cpu0  time.Duration
 	stat0 machineTimes
@@ -104,7 +105,7 @@ func (w *window) stop() {
 // machineTimes are all cores' times since boot, in clock ticks.
 type machineTimes struct{ idle, total int64 }
 
-// readMachineTimes reads /proc/stat; zero when it cannot.
+// readMachineTimes reads /proc/stat; zero when it cannot (not Linux).
 func readMachineTimes() machineTimes {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
@@ -137,14 +138,23 @@ func parseMachineTimes(stat string) machineTimes {
 	return t
 }
 
-// idleSince is the idle share of the cores' time between then and t; 0
-// when nothing was counted.
+// idleSince is the idle share of the cores' time between then and t;
+// NaN when nothing was counted, so that an unreadable /proc/stat never
+// passes for a busy machine.
 func (t machineTimes) idleSince(then machineTimes) float64 {
 	total := t.total - then.total
-	if total <= 0 {
-		return 0
+	if total <= 0 || then.total == 0 {
+		return math.NaN()
 	}
 	return float64(t.idle-then.idle) / float64(total)
+}
+
+// percent formats a share as a whole percentage, "–" when it is unknown.
+func percent(share float64) string {
+	if math.IsNaN(share) {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f%%", 100*share)
 }
 
 // table prints a Markdown table.

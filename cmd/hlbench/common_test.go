@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 func TestParseMachineTimes(t *testing.T) {
 	// Two readings of /proc/stat's first lines, one second apart on 2 cores:
@@ -19,7 +22,16 @@ func TestParseMachineTimes(t *testing.T) {
 			t.Errorf("parse %q = %+v, want zero", bad, got)
 		}
 	}
-	if got := (machineTimes{}).idleSince(machineTimes{}); got != 0 {
-		t.Errorf("idle share of nothing = %v, want 0", got)
+	// Unreadable at either end: unknown, shown as "–", never as 0% idle.
+	for _, c := range [][2]machineTimes{{{}, {}}, {{}, a}, {b, {}}} {
+		if got := c[1].idleSince(c[0]); !math.IsNaN(got) {
+			t.Errorf("idle share from %+v to %+v = %v, want NaN", c[0], c[1], got)
+		}
+	}
+	if got := percent(math.NaN()); got != "–" {
+		t.Errorf("percent(NaN) = %q, want –", got)
+	}
+	if got := percent(0.204); got != "20%" {
+		t.Errorf("percent(0.204) = %q, want 20%%", got)
 	}
 }

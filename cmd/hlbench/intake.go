@@ -136,8 +136,8 @@ func runIntake(ctx context.Context, args []string) error {
 		progress("%s, %s ...", targetName(name), load)
 		w := &window{processCPU: tg.cpu}
 		r := measure(g, c, w)
-		progress("%s, %s: %.0f accepted/s, p50 %s ms, p99 %s ms, %d not accepted %v, CPU %.0f µs/webhook, machine %.0f%% idle",
-			targetName(name), load, r.rate(), ms(r.pct(.5)), ms(r.pct(.99)), r.errs, r.statuses, perWebhook(w.cpu, r), 100*w.idle)
+		progress("%s, %s: %.0f accepted/s, p50 %s ms, p99 %s ms, %d not accepted %v, CPU %.0f µs/webhook, machine idle %s",
+			targetName(name), load, r.rate(), ms(r.pct(.5)), ms(r.pct(.99)), r.errs, r.statuses, perWebhook(w.cpu, r), percent(w.idle))
 		conns := "–"
 		switch name {
 		case "sqlite":
@@ -209,7 +209,7 @@ func runIntake(ctx context.Context, args []string) error {
 	for _, r := range rows {
 		tr = append(tr, []string{targetName(r.target), r.load, fmt.Sprintf("%.0f", r.r.rate()), ms(r.r.pct(.5)),
 			ms(r.r.pct(.9)), ms(r.r.pct(.99)), ms(r.r.pct(1)), notAccepted(r.r),
-			fmt.Sprintf("%.0f", perWebhook(r.cpu, r.r)), fmt.Sprintf("%.2f", r.cpu.Seconds()/r.r.elapsed.Seconds()), fmt.Sprintf("%.0f%%", 100*r.idle), r.conns})
+			fmt.Sprintf("%.0f", perWebhook(r.cpu, r.r)), fmt.Sprintf("%.2f", r.cpu.Seconds()/r.r.elapsed.Seconds()), percent(r.idle), r.conns})
 	}
 	table(w, []string{"handler", "load", "accepted/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "not 202", "CPU µs/webhook", "cores used", "machine idle", "DB connections opened"}, tr)
 	fmt.Fprintf(w, "\nLoad average at the end: %s.\n", loadAverage())
