@@ -178,7 +178,13 @@ func TestPostgresKilledProcessJobsTakenOver(t *testing.T) {
 	s := newStorm(w, cs, 3, -1, func(int) bool { return false })
 	s.target = func(contact, n int) string { mu.Lock(); defer mu.Unlock(); return targets[contact%2].url }
 	s.send(nil)
-	waitFor(t, 30*time.Second, "a's syncs running", func() bool { return w.runningJobs() >= 2 })
+	// Only a's requests go through the proxy, each held there for 2 s: a
+	// write seen in the last second is a sync of a's in flight. (Counting
+	// running jobs alone could count b's, and kill an a with nothing
+	// running, which leaves b nothing to take over.)
+	waitFor(t, 30*time.Second, "a's syncs running", func() bool {
+		return px.writesSince(time.Now().Add(-time.Second)) > 0 && w.runningJobs() >= 2
+	})
 	running := w.runningJobs()
 	a.kill(t)
 	died := time.Now()
