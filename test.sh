@@ -339,20 +339,23 @@ fi
 # ---------------------------------------------------------------------------
 
 # ---------------------------------------------------------------------------
-# Fuzzing: on a whole-suite run, each fuzz target runs for HLBRIDGE_FUZZTIME (5s)
-# beyond its seed corpus (which plain go test runs anyway). First, because go
-# test's own output should come last. A crasher is written to the package's
-# testdata/fuzz/ and fails the run.
+# Fuzzing: on a whole-suite run, each fuzz target runs HLBRIDGE_FUZZTIME inputs
+# (10000x: a few seconds each) beyond its seed corpus (which plain go test runs
+# anyway). First, because go test's own output should come last. A crasher is
+# written to the package's testdata/fuzz/ and fails the run. The budget is a
+# count, not a duration: with a duration, Go's fuzzing coordinator can race its
+# own deadline on a loaded machine and fail a target with a bare "context
+# deadline exceeded" and no crasher (seen here in CI); a count has no deadline.
 # ---------------------------------------------------------------------------
 
 setup_took=$(since "$t_start")
 fuzz_rc=0
 if [[ $fuzz_all -eq 1 ]]; then
-	fuzztime=${HLBRIDGE_FUZZTIME:-5s}
+	fuzztime=${HLBRIDGE_FUZZTIME:-10000x}
 	t=$(date +%s)
 	while IFS=: read -r file name; do
 		dir=./$(dirname "${file#./}")
-		log "fuzzing $name in $dir for $fuzztime"
+		log "fuzzing $name in $dir ($fuzztime)"
 		run_go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s "$dir" || fuzz_rc=$?
 	done < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed 's/func //' | sort)
 	if [[ $fuzz_rc -ne 0 ]]; then
